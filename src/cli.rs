@@ -1,0 +1,348 @@
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use stance::encode::{Backend, Embedder, EncoderOptions};
+use stance::pipeline::{Scorer, ScorerOptions};
+use stance::report::Format;
+
+use crate::commands::{EvalArgs, TrainArgs};
+use stance::input::{self, ReadOptions};
+use stance::models;
+use stance::segment::{self, Segmenter};
+
+#[derive(Parser)]
+#[command(name = "stance", version, about = "Stance (regulation ↔ openness) and sentiment of news articles, sentence by sentence")]
+struct Cli {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Bound the CPU threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Split articles into sentences, with byte offsets.
+    Segment {
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: SegFormat,
+    },
+    /// Embed each sentence of the articles.
+    Embed {
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: EmbedFormat,
+        /// Output file (required for npy on a terminal).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Judge stance and sentiment of every sentence and article.
+    Classify {
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        heads: HeadArgs,
+        /// Output format (default: table on a terminal, jsonl otherwise).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// List the N sentences that pull most toward each side.
+        #[arg(long, default_value_t = 0)]
+        explain: usize,
+        /// Do not read or write the sentence-vector cache.
+        #[arg(long)]
+        no_cache: bool,
+    },
+    /// Train a scoring head on labeled data.
+    Train(TrainArgs),
+    /// Evaluate heads and encoder variants on labeled data, side by side.
+    Eval(EvalArgs),
+    /// Model variants: list them, fetch them.
+    Models {
+        #[command(subcommand)]
+        cmd: ModelsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// Variants, where each comes from, whether present, size.
+    List,
+    /// Fetch a variant into the cache (default: e5-small-q4).
+    Fetch { name: Option<String> },
+}
+
+#[derive(Args, Clone)]
+struct ReadArgs {
+    /// Treat every input line as one sentence (no segmentation).
+    #[arg(long)]
+    lines: bool,
+    /// Language of the articles for segmentation (ISO 639-1), or auto.
+    #[arg(long, default_value = "auto")]
+    lang: String,
+    /// Refuse inputs larger than this many bytes.
+    #[arg(long, default_value_t = input::DEFAULT_MAX_BYTES)]
+    max_bytes: u64,
+    /// Replace invalid UTF-8 with U+FFFD (and warn) instead of refusing the file.
+    #[arg(long)]
+    lossy: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Model variant name (see `stance models list`) or a Hugging Face model directory.
+    #[arg(long, default_value = models::DEFAULT_VARIANT)]
+    pub model: String,
+    /// Device: auto takes a GPU when the build has one and it answers.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Encoder implementation.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: Backend,
+}
+
+#[derive(Args, Clone)]
+struct HeadArgs {
+    /// Scoring head for both tasks: linear (trained), prototype (zero-shot), context, or a file.
+    #[arg(long, default_value = "linear")]
+    head: String,
+    /// Stance head, overriding --head.
+    #[arg(long)]
+    stance_head: Option<String>,
+    /// Sentiment head, overriding --head.
+    #[arg(long)]
+    sentiment_head: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
+enum SegFormat {
+    Text,
+    Jsonl,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
+enum EmbedFormat {
+    Jsonl,
+    Npy,
+}
+
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STANCE_LOG").unwrap_or_else(|_| filter.into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    if let Some(n) = cli.threads {
+        // candle and gemm size their pools from RAYON_NUM_THREADS; set it before any
+        // pool exists, while the program is still single-threaded.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    }
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return 0;
+            }
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("stance: error: {msg}");
+            1
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Segment { files, read, format } => cmd_segment(&files, &read, format),
+        Cmd::Embed { files, read, model, format, out } => cmd_embed(&files, &read, &model, format, out.as_deref()),
+        Cmd::Classify { files, read, model, heads, format, explain, no_cache } => cmd_classify(&files, &read, &model, &heads, format, explain, no_cache),
+        Cmd::Train(a) => crate::commands::train(a),
+        Cmd::Eval(a) => crate::commands::eval(a),
+        Cmd::Models { cmd } => cmd_models(cmd),
+    }
+}
+
+fn read_opts(r: &ReadArgs) -> ReadOptions {
+    ReadOptions { max_bytes: r.max_bytes, lossy: r.lossy }
+}
+
+fn inputs(files: &[PathBuf]) -> Vec<PathBuf> {
+    if files.is_empty() { vec![PathBuf::from("-")] } else { files.to_vec() }
+}
+
+/// Reads and splits every input; a bad file is reported and skipped, the others go on.
+fn read_all(files: &[PathBuf], r: &ReadArgs) -> (Vec<(input::Article, Vec<segment::Sentence>)>, usize) {
+    let seg = Segmenter::new(&r.lang);
+    let mut out = Vec::new();
+    let mut failed = 0;
+    for f in inputs(files) {
+        match input::read_article(&f, &read_opts(r)) {
+            Ok(a) => {
+                for w in &a.warnings {
+                    eprintln!("stance: warning: {w}");
+                }
+                let sents = if r.lines { segment::lines_as_sentences(&a.text) } else { seg.segment(&a.text) };
+                out.push((a, sents));
+            }
+            Err(e) => {
+                eprintln!("stance: error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    (out, failed)
+}
+
+fn exit_code(ok: usize, failed: usize) -> i32 {
+    if failed == 0 {
+        0
+    } else if ok == 0 {
+        1
+    } else {
+        2
+    }
+}
+
+fn cmd_segment(files: &[PathBuf], r: &ReadArgs, format: SegFormat) -> Result<i32> {
+    let (arts, failed) = read_all(files, r);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (a, sents) in &arts {
+        for s in sents {
+            match format {
+                SegFormat::Text => writeln!(out, "{}\t{}\t{}-{}\t{}", a.id, s.index, s.start, s.end, s.text)?,
+                SegFormat::Jsonl => {
+                    serde_json::to_writer(&mut out, &serde_json::json!({"file": a.id, "index": s.index, "start": s.start, "end": s.end, "text": s.text}))?;
+                    writeln!(out)?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(exit_code(arts.len(), failed))
+}
+
+impl ModelArgs {
+    pub fn encoder_options(&self) -> EncoderOptions {
+        EncoderOptions { device: self.device.clone(), backend: self.backend, ..Default::default() }
+    }
+}
+
+pub fn load_embedder(m: &ModelArgs) -> Result<Embedder> {
+    let resolved = models::resolve(&m.model, true)?;
+    let t0 = std::time::Instant::now();
+    let emb = Embedder::load(&resolved, &m.encoder_options())?;
+    tracing::info!("model {} loaded in {:.2}s ({} on {})", resolved.variant, t0.elapsed().as_secs_f64(), emb.backend(), emb.device);
+    Ok(emb)
+}
+
+fn cmd_embed(files: &[PathBuf], r: &ReadArgs, m: &ModelArgs, format: EmbedFormat, out: Option<&Path>) -> Result<i32> {
+    let (arts, failed) = read_all(files, r);
+    if arts.is_empty() {
+        bail!("no input could be read");
+    }
+    if format == EmbedFormat::Npy && out.is_none() && std::io::stdout().is_terminal() {
+        bail!("--format npy writes binary data: pass --out FILE.npy or redirect standard output");
+    }
+    let emb = load_embedder(m)?;
+    let texts: Vec<&str> = arts.iter().flat_map(|(_, s)| s.iter().map(|x| x.text.as_str())).collect();
+    let vecs = emb.embed(&texts)?;
+    let sink: Box<dyn Write> = match out {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut w = std::io::BufWriter::new(sink);
+    match format {
+        EmbedFormat::Npy => stance::npy::write_npy_f32(&mut w, &vecs, emb.dim())?,
+        EmbedFormat::Jsonl => {
+            let mut k = 0;
+            for (a, sents) in &arts {
+                for s in sents {
+                    serde_json::to_writer(
+                        &mut w,
+                        &serde_json::json!({"file": a.id, "index": s.index, "start": s.start, "end": s.end, "text": s.text, "model": emb.variant, "vector": vecs[k]}),
+                    )?;
+                    writeln!(w)?;
+                    k += 1;
+                }
+            }
+        }
+    }
+    w.flush()?;
+    Ok(exit_code(arts.len(), failed))
+}
+
+fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
+    match cmd {
+        ModelsCmd::List => {
+            println!("cache: {} (set STANCE_HOME to move it)", models::stance_home().display());
+            println!("{:<17} {:<8} {:>9}  source", "variant", "present", "size");
+            for v in models::variants() {
+                let files = models::local_files(v.name)?;
+                let (present, size) = match &files {
+                    Some(f) => ("yes", format!("{:.1} MB", f.size() as f64 / 1e6)),
+                    None => ("no", "-".into()),
+                };
+                println!("{:<17} {:<8} {:>9}  {}", v.name, present, size, v.source);
+            }
+            Ok(0)
+        }
+        ModelsCmd::Fetch { name } => {
+            let name = name.unwrap_or_else(|| models::DEFAULT_VARIANT.into());
+            let files = models::fetch(&name)?;
+            println!("{name}: ready ({:.1} MB) in {}", files.size() as f64 / 1e6, files.paths()[0].parent().unwrap_or(Path::new(".")).display());
+            Ok(0)
+        }
+    }
+}
+
+fn cmd_classify(files: &[PathBuf], r: &ReadArgs, m: &ModelArgs, h: &HeadArgs, format: Option<Format>, explain: usize, no_cache: bool) -> Result<i32> {
+    let (arts, failed) = read_all(files, r);
+    if arts.is_empty() {
+        bail!("no input could be read");
+    }
+    let opts = ScorerOptions {
+        model: m.model.clone(),
+        encoder: m.encoder_options(),
+        stance_head: h.stance_head.clone().unwrap_or_else(|| h.head.clone()),
+        sentiment_head: h.sentiment_head.clone().unwrap_or_else(|| h.head.clone()),
+        explain: explain.max(3),
+    };
+    let scorer = Scorer::load(&opts)?;
+    tracing::info!("encoder {} ({}), heads {} and {}", scorer.embedder.variant, scorer.embedder.backend(), scorer.stance_path.display(), scorer.sentiment_path.display());
+    let mut cache = if no_cache { None } else { Some(stance::cache::VectorCache::open(&scorer.embedder.variant, scorer.embedder.dim())?) };
+    let seg = Segmenter::new(&r.lang);
+    let items: Vec<(String, String, Vec<segment::Sentence>)> =
+        arts.into_iter().map(|(a, s)| (a.id.clone(), seg.language_of(&a.text), s)).collect();
+    let (results, _) = scorer.score(&items, cache.as_mut(), &mut |_| {})?;
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Jsonl });
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    stance::report::write(&mut out, format, &results, explain)?;
+    out.flush()?;
+    Ok(exit_code(results.len(), failed))
+}

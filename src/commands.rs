@@ -1,0 +1,408 @@
+//! `stance train` and `stance eval`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ndarray::Array2;
+use serde::Serialize;
+
+use stance::cache::{VectorCache, embed_cached};
+use stance::data::{self, Example, Task};
+use stance::encode::Embedder;
+use stance::eval::Metrics;
+use stance::score::{self, Features, HeadFile, Training, Validation, prototype};
+use stance::{models, train};
+
+use crate::cli::ModelArgs;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[arg(long, value_enum)]
+    task: Task,
+    /// Labeled files (LABELING.md TSV or UMSAB label<TAB>text).
+    #[arg(long, num_args = 1.., required = true)]
+    data: Vec<PathBuf>,
+    /// Where to write the head (default: models/heads/TASK-KIND.VARIANT.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// linear (logistic regression), context (linear on the sentence and its neighbours), prototype (zero-shot).
+    #[arg(long, default_value = "linear")]
+    head: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// L2 strength; by default picked from a grid on a validation split held out by source.
+    #[arg(long)]
+    l2: Option<f32>,
+    #[arg(long, default_value_t = 400)]
+    epochs: usize,
+    /// Share of sources held out for validation, in percent.
+    #[arg(long, default_value_t = 15)]
+    val_percent: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long, value_enum)]
+    task: Task,
+    /// Labeled evaluation file(s).
+    #[arg(long, num_args = 1.., required = true)]
+    data: Vec<PathBuf>,
+    /// Encoder variants, comma-separated (default: every variant present).
+    #[arg(long, value_delimiter = ',')]
+    variants: Vec<String>,
+    /// Heads, comma-separated (default: linear,context,prototype — those present).
+    #[arg(long, value_delimiter = ',', default_value = "linear,context,prototype")]
+    heads: Vec<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: EvalFormat,
+    /// Also print per-class figures and confusion matrices.
+    #[arg(long)]
+    detail: bool,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: stance::encode::Backend,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
+enum EvalFormat {
+    Table,
+    Json,
+    Md,
+}
+
+/// Stable 64-bit FNV-1a hash, for splitting by source independently of the platform.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// Sentence or context features for labeled examples: neighbours are the previous and
+/// next example of the same source, in file order.
+fn example_features(examples: &[Example], vecs: &[Vec<f32>], kind: Features) -> Array2<f32> {
+    if kind == Features::Sentence {
+        return score::features(vecs, kind);
+    }
+    let mut by_source: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, e) in examples.iter().enumerate() {
+        by_source.entry(e.source.as_str()).or_default().push(i);
+    }
+    let dim = vecs[0].len();
+    let mut out = Array2::zeros((examples.len(), 2 * dim));
+    for idx in by_source.values() {
+        let group: Vec<Vec<f32>> = idx.iter().map(|&i| vecs[i].clone()).collect();
+        let f = score::features(&group, kind);
+        for (r, &i) in idx.iter().enumerate() {
+            out.row_mut(i).assign(&f.row(r));
+        }
+    }
+    out
+}
+
+fn embed_examples(emb: &Embedder, examples: &[Example], use_cache: bool) -> Result<Vec<Vec<f32>>> {
+    let mut cache = if use_cache { Some(VectorCache::open(&emb.variant, emb.dim())?) } else { None };
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let bar = progress_bar(texts.len() as u64, "embedding");
+    let (v, fresh) = embed_cached(emb, cache.as_mut(), &texts, &mut |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    tracing::info!("{} sentences embedded, {} from the cache", fresh, texts.len() - fresh);
+    Ok(v)
+}
+
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} sentences ({per_sec}, {eta} left)").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn files_sha256(paths: &[PathBuf]) -> Result<String> {
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?);
+    }
+    Ok(models::sha256_bytes(&all))
+}
+
+pub fn train(a: TrainArgs) -> Result<i32> {
+    let examples = data::load_many(&a.data, a.task)?;
+    let resolved = models::resolve(&a.model.model, true)?;
+    let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
+    let vecs = embed_examples(&emb, &examples, !a.no_cache)?;
+    let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
+    let training = Training {
+        files: a.data.iter().map(|p| p.display().to_string()).collect(),
+        examples: examples.len(),
+        sha256: files_sha256(&a.data)?,
+        l2: 0.0,
+        seed: a.seed,
+    };
+    let variant_short = resolved.variant.rsplit('/').next().unwrap_or(&resolved.variant).to_string();
+    let out = a.out.clone().unwrap_or_else(|| score::heads_dir().join(format!("{}-{}.{}.json", a.task.name(), a.head, variant_short)));
+    let head = match a.head.as_str() {
+        "prototype" => {
+            let descriptions = prototype::descriptions(a.task);
+            let described: Vec<Vec<Vec<f32>>> = descriptions
+                .iter()
+                .map(|ds| emb.embed(&ds.iter().map(String::as_str).collect::<Vec<_>>()))
+                .collect::<stance::Result<_>>()?;
+            let mut hf = prototype::build(a.task, &resolved.variant, &described, descriptions, 1.0);
+            // Only the temperature is fitted, on the labeled data given.
+            let x = score::features(&vecs, Features::Sentence);
+            let logits = x.dot(&Array2::from_shape_vec((3, hf.dim), hf.weights.concat())?.t());
+            hf.temperature = train::fit_temperature(&logits, &y);
+            let p = hf.clone().into_head().predict_proba(x.view());
+            let m = Metrics::compute(&y, &train::predict(&p), &p);
+            hf.validation = Some(Validation { data: training.files.join(", "), examples: y.len(), accuracy: m.accuracy, macro_f1: m.macro_f1 });
+            hf.training = training;
+            hf
+        }
+        "linear" | "context" => {
+            let kind = if a.head == "context" { Features::Context } else { Features::Sentence };
+            let x = example_features(&examples, &vecs, kind);
+            let is_val: Vec<bool> = examples.iter().map(|e| fnv(&format!("{}{}", a.seed, e.source)) % 100 < a.val_percent).collect();
+            let pick = |val: bool| -> (Array2<f32>, Vec<usize>) {
+                let idx: Vec<usize> = (0..examples.len()).filter(|&i| is_val[i] == val).collect();
+                (x.select(ndarray::Axis(0), &idx), idx.iter().map(|&i| y[i]).collect())
+            };
+            let (xt, yt) = pick(false);
+            let (xv, yv) = pick(true);
+            if yv.len() < 10 || yt.len() < 10 {
+                bail!("too few examples to hold out a validation split ({} train, {} validation)", yt.len(), yv.len());
+            }
+            eprintln!("stance: training on {} examples, validating on {} (held out by source)", yt.len(), yv.len());
+            let l2 = match a.l2 {
+                Some(l) => l,
+                None => train::select_l2(xt.view(), &yt, xv.view(), &yv, &[1e-4, 1e-3, 1e-2, 3e-2, 1e-1], a.epochs).0,
+            };
+            let f = train::fit_logistic(xt.view(), &yt, l2, a.epochs);
+            let lv = train::logits(&f, xv.view());
+            let temperature = train::fit_temperature(&lv, &yv);
+            let mut pv = lv / temperature;
+            score::softmax_rows(&mut pv);
+            let m = Metrics::compute(&yv, &train::predict(&pv), &pv);
+            eprintln!("stance: l2 {l2}, temperature {temperature:.3}, validation macro-F1 {:.3}, accuracy {:.3}, ECE {:.3}", m.macro_f1, m.accuracy, m.ece);
+            // Refit on everything with the chosen strength; keep the fitted temperature.
+            let f = train::fit_logistic(x.view(), &y, l2, a.epochs);
+            HeadFile {
+                format: score::HEAD_FORMAT.into(),
+                version: score::HEAD_VERSION,
+                kind: "linear".into(),
+                task: a.task,
+                labels: a.task.labels().iter().map(|s| s.to_string()).collect(),
+                encoder: resolved.variant.clone(),
+                dim: emb.dim(),
+                features: kind,
+                weights: f.weights.outer_iter().map(|r| r.to_vec()).collect(),
+                bias: f.bias.to_vec(),
+                temperature,
+                descriptions: None,
+                training: Training { l2, ..training },
+                validation: Some(Validation { data: format!("{}% of sources held out", a.val_percent), examples: yv.len(), accuracy: m.accuracy, macro_f1: m.macro_f1 }),
+            }
+        }
+        other => bail!("unknown head kind {other:?} (linear, context, prototype)"),
+    };
+    head.check(&out)?;
+    head.save(&out)?;
+    println!("wrote {}", out.display());
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct EvalRow {
+    variant: String,
+    head: String,
+    metrics: Metrics,
+    per_language: BTreeMap<String, Metrics>,
+    sentences_per_second: Option<f64>,
+    peak_memory_mb: Option<f64>,
+}
+
+/// Peak resident memory of this process (VmHWM), in MB.
+pub fn peak_memory_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Resets the peak-memory counter, so each variant's peak is its own (Linux).
+pub fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn per_language(examples: &[Example], y: &[usize], pred: &[usize], p: &Array2<f32>) -> BTreeMap<String, Metrics> {
+    let mut langs: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, e) in examples.iter().enumerate() {
+        langs.entry(e.lang.clone()).or_default().push(i);
+    }
+    if langs.len() < 2 {
+        return BTreeMap::new();
+    }
+    langs
+        .into_iter()
+        .map(|(l, idx)| {
+            let g: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
+            let pr: Vec<usize> = idx.iter().map(|&i| pred[i]).collect();
+            (l, Metrics::compute(&g, &pr, &p.select(ndarray::Axis(0), &idx)))
+        })
+        .collect()
+}
+
+pub fn eval(a: EvalArgs) -> Result<i32> {
+    let examples = data::load_many(&a.data, a.task)?;
+    let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
+    let variants: Vec<String> = if a.variants.is_empty() {
+        models::variants().iter().filter(|v| matches!(models::local_files(v.name), Ok(Some(_)))).map(|v| v.name.to_string()).collect()
+    } else {
+        a.variants.clone()
+    };
+    if variants.is_empty() {
+        bail!("no encoder variant is present: run `stance models fetch`");
+    }
+    let mut rows = Vec::new();
+    // The majority baseline: the most frequent class of the evaluation data itself.
+    let mut counts = [0usize; 3];
+    y.iter().for_each(|&c| counts[c] += 1);
+    let major = (0..3).max_by_key(|&c| counts[c]).unwrap();
+    let pred = vec![major; y.len()];
+    let mut p = Array2::zeros((y.len(), 3));
+    p.column_mut(major).fill(1.0);
+    rows.push(EvalRow {
+        variant: "-".into(),
+        head: format!("majority ({})", a.task.labels()[major]),
+        metrics: Metrics::compute(&y, &pred, &p),
+        per_language: per_language(&examples, &y, &pred, &p),
+        sentences_per_second: None,
+        peak_memory_mb: None,
+    });
+    let mut notes = Vec::new();
+    for v in &variants {
+        reset_peak_memory();
+        let resolved = models::resolve(v, true)?;
+        let emb = Embedder::load(&resolved, &stance::encode::EncoderOptions { device: a.device.clone(), backend: a.backend, ..Default::default() })?;
+        let t0 = Instant::now();
+        let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+        let vecs = emb.embed(&texts)?;
+        let speed = texts.len() as f64 / t0.elapsed().as_secs_f64();
+        let peak = peak_memory_mb();
+        for h in &a.heads {
+            let path = score::head_path(h, a.task, &resolved.variant);
+            if !path.is_file() {
+                notes.push(format!("no {h} head for {v} ({})", path.display()));
+                continue;
+            }
+            let (head, _) = score::load_head(h, a.task, &resolved.variant, emb.dim())?;
+            let x = example_features(&examples, &vecs, head.features());
+            let p = head.predict_proba(x.view());
+            let pred = train::predict(&p);
+            rows.push(EvalRow {
+                variant: v.clone(),
+                head: h.clone(),
+                metrics: Metrics::compute(&y, &pred, &p),
+                per_language: per_language(&examples, &y, &pred, &p),
+                sentences_per_second: Some(speed),
+                peak_memory_mb: peak,
+            });
+        }
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let data_names: Vec<String> = a.data.iter().map(|p| p.display().to_string()).collect();
+    match a.format {
+        EvalFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &serde_json::json!({"task": a.task, "data": data_names, "examples": y.len(), "rows": rows}))?;
+            writeln!(out)?;
+        }
+        EvalFormat::Table | EvalFormat::Md => {
+            let md = a.format == EvalFormat::Md;
+            let cols = ["variant", "head", "n", "accuracy", "macro-F1", "95% CI", "ECE", "sent/s", "peak MB"];
+            writeln!(out, "{} on {} ({} sentences)\n", a.task.name(), data_names.join(", "), y.len())?;
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.variant.clone(),
+                        r.head.clone(),
+                        r.metrics.n.to_string(),
+                        format!("{:.3}", r.metrics.accuracy),
+                        format!("{:.3}", r.metrics.macro_f1),
+                        format!("{:.3}–{:.3}", r.metrics.macro_f1_ci.0, r.metrics.macro_f1_ci.1),
+                        format!("{:.3}", r.metrics.ece),
+                        r.sentences_per_second.map_or("-".into(), |s| format!("{s:.0}")),
+                        r.peak_memory_mb.map_or("-".into(), |m| format!("{m:.0}")),
+                    ]
+                })
+                .collect();
+            write_grid(&mut out, &cols, &cells, md)?;
+            let langs: Vec<String> = rows.iter().flat_map(|r| r.per_language.keys().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            if !langs.is_empty() {
+                writeln!(out, "\nmacro-F1 per language\n")?;
+                let mut cols2 = vec!["variant".to_string(), "head".to_string()];
+                cols2.extend(langs.iter().map(|l| format!("{l} (n)")));
+                let cells2: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        let mut c = vec![r.variant.clone(), r.head.clone()];
+                        c.extend(langs.iter().map(|l| r.per_language.get(l).map_or("-".into(), |m| format!("{:.3} ({})", m.macro_f1, m.n))));
+                        c
+                    })
+                    .collect();
+                let cols2: Vec<&str> = cols2.iter().map(String::as_str).collect();
+                write_grid(&mut out, &cols2, &cells2, md)?;
+            }
+            if a.detail {
+                let labels = a.task.labels();
+                for r in rows.iter().skip(1) {
+                    writeln!(out, "\n{} / {}: per class (precision, recall, F1, support) and confusion (rows gold, columns predicted)\n", r.variant, r.head)?;
+                    let cells3: Vec<Vec<String>> = (0..3)
+                        .map(|k| {
+                            let c = &r.metrics.per_class[k];
+                            let mut row = vec![labels[k].to_string(), format!("{:.3}", c.precision), format!("{:.3}", c.recall), format!("{:.3}", c.f1), c.support.to_string()];
+                            row.extend(r.metrics.confusion[k].iter().map(|n| n.to_string()));
+                            row
+                        })
+                        .collect();
+                    let cols3 = ["class", "P", "R", "F1", "n", labels[0], labels[1], labels[2]];
+                    write_grid(&mut out, &cols3, &cells3, md)?;
+                }
+            }
+            for n in notes {
+                writeln!(out, "\nnote: {n}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn write_grid(out: &mut impl Write, cols: &[&str], rows: &[Vec<String>], md: bool) -> std::io::Result<()> {
+    if md {
+        writeln!(out, "| {} |", cols.join(" | "))?;
+        writeln!(out, "|{}|", cols.iter().map(|_| "---").collect::<Vec<_>>().join("|"))?;
+        for r in rows {
+            writeln!(out, "| {} |", r.join(" | "))?;
+        }
+        return Ok(());
+    }
+    let widths: Vec<usize> = (0..cols.len()).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([cols[i].chars().count()]).max().unwrap()).collect();
+    let line = |cells: Vec<&str>| cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect::<Vec<_>>().join("  ");
+    writeln!(out, "{}", line(cols.to_vec()))?;
+    for r in rows {
+        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}

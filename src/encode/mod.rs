@@ -1,0 +1,281 @@
+//! The encode stage: text in, one L2-normalised vector per sentence out.
+//!
+//! [`Encoder`] is the swappable part (candle-transformers' BERT, our own faster forward,
+//! a static embedding table); [`Embedder`] is what the pipeline holds: the tokenizer,
+//! the `query: ` prefix, length-sorted batching, and windows for sentences longer than
+//! the model's 512 positions (their window vectors are averaged, never silently cut).
+
+pub mod candle_bert;
+pub mod e5s1;
+pub mod fast;
+pub mod kernels;
+pub mod static_emb;
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::Device;
+use tokenizers::Tokenizer;
+
+use crate::error::{Error, Result};
+use crate::models::{ModelFiles, ResolvedModel};
+
+/// The e5 models are trained with this prefix on symmetric tasks.
+pub const QUERY_PREFIX: &str = "query: ";
+
+/// A sentence encoder: token ids in, pooled L2-normalised vectors out.
+pub trait Encoder: Send + Sync {
+    /// Width of the vectors.
+    fn dim(&self) -> usize;
+    /// Longest sequence the model takes, special tokens included.
+    fn max_len(&self) -> usize;
+    /// Size of the model's embedding table; every token id must be below it.
+    fn vocab_size(&self) -> usize;
+    /// Embeds a batch of token-id sequences (special tokens included, each at most
+    /// `max_len` long), returning one unit-length vector per sequence.
+    fn forward(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>>;
+    /// A short name of the implementation, for `--verbose` and benchmarks.
+    fn backend(&self) -> &'static str;
+}
+
+/// Which implementation runs a transformer variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Our own forward on the CPU for E5S1 images; candle's BERT otherwise.
+    Auto,
+    /// candle-transformers' `BertModel` (dequantised f32), on any candle device.
+    Candle,
+    /// Our own CPU forward (quantised embedding table, fused kernels).
+    Fast,
+}
+
+#[derive(Debug, Clone)]
+pub struct EncoderOptions {
+    pub device: String,
+    pub backend: Backend,
+    /// Upper bound on padded tokens per forward batch.
+    pub batch_tokens: usize,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        EncoderOptions { device: "auto".into(), backend: Backend::Auto, batch_tokens: 4096 }
+    }
+}
+
+/// Picks the candle device: `auto` takes a GPU when the build has one and it answers.
+pub fn select_device(choice: &str) -> Result<Device> {
+    match choice {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => {
+            if !cfg!(feature = "cuda") {
+                return Err(Error::Usage("this build has no CUDA support: rebuild with `--features cuda`".into()));
+            }
+            Ok(Device::new_cuda(0)?)
+        }
+        "metal" => {
+            if !cfg!(feature = "metal") {
+                return Err(Error::Usage("this build has no Metal support: rebuild with `--features metal`".into()));
+            }
+            Ok(Device::new_metal(0)?)
+        }
+        "auto" => {
+            if cfg!(feature = "cuda") {
+                if let Ok(d) = Device::new_cuda(0) {
+                    return Ok(d);
+                }
+            }
+            if cfg!(feature = "metal") {
+                if let Ok(d) = Device::new_metal(0) {
+                    return Ok(d);
+                }
+            }
+            Ok(Device::Cpu)
+        }
+        other => Err(Error::Usage(format!("unknown device {other:?} (auto, cpu, cuda, metal)"))),
+    }
+}
+
+/// Timings and counts of the work an [`Embedder`] did, for `bench` and `eval`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmbedStats {
+    pub sentences: usize,
+    pub tokens: usize,
+    pub tokenize_secs: f64,
+    pub encode_secs: f64,
+}
+
+pub struct Embedder {
+    pub variant: String,
+    tokenizer: Tokenizer,
+    encoder: Box<dyn Encoder>,
+    pub batch_tokens: usize,
+    pub device: String,
+    stats: std::sync::Mutex<EmbedStats>,
+}
+
+pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    let mut tok = Tokenizer::from_file(path).map_err(|e| Error::model(path, format!("not a valid tokenizer.json: {e}")))?;
+    tok.with_truncation(None).map_err(|e| Error::model(path, e.to_string()))?;
+    tok.with_padding(None);
+    Ok(tok)
+}
+
+impl Embedder {
+    pub fn load(model: &ResolvedModel, opts: &EncoderOptions) -> Result<Self> {
+        let device = select_device(&opts.device)?;
+        let (encoder, tok_path): (Box<dyn Encoder>, _) = match &model.files {
+            ModelFiles::E5s1 { weights, tokenizer } => {
+                let use_fast = match opts.backend {
+                    Backend::Fast => true,
+                    Backend::Candle => false,
+                    Backend::Auto => device.is_cpu(),
+                };
+                let image = e5s1::E5s1::open(weights)?;
+                let enc: Box<dyn Encoder> = if use_fast {
+                    Box::new(fast::FastBert::from_e5s1(&image)?)
+                } else {
+                    Box::new(candle_bert::CandleBert::from_e5s1(&image, &device)?)
+                };
+                (enc, tokenizer.clone())
+            }
+            ModelFiles::HfDir(dir) => (Box::new(candle_bert::CandleBert::from_hf_dir(dir, &device)?) as Box<dyn Encoder>, dir.join("tokenizer.json")),
+            ModelFiles::Static { table, tokenizer } => (Box::new(static_emb::StaticEmbedding::load(table)?) as Box<dyn Encoder>, tokenizer.clone()),
+        };
+        let tokenizer = load_tokenizer(&tok_path)?;
+        // A tokenizer from another model would index past the embedding table, or
+        // silently produce wrong vectors: refuse it before any scoring.
+        let tok_vocab = tokenizer.get_vocab_size(true);
+        if tok_vocab > encoder.vocab_size() {
+            return Err(Error::model(
+                &tok_path,
+                format!("tokenizer has {tok_vocab} pieces but the model's embedding table has {} rows: they do not belong together", encoder.vocab_size()),
+            ));
+        }
+        for (piece, id) in [("<s>", 0u32), ("<pad>", 1), ("</s>", 2)] {
+            if tokenizer.token_to_id(piece) != Some(id) {
+                return Err(Error::model(&tok_path, format!("tokenizer does not match the model: {piece} is not id {id}")));
+            }
+        }
+        tracing::info!(variant = %model.variant, backend = encoder.backend(), device = ?device, "encoder loaded");
+        Ok(Embedder {
+            variant: model.variant.clone(),
+            tokenizer,
+            encoder,
+            batch_tokens: opts.batch_tokens,
+            device: format!("{device:?}"),
+            stats: Default::default(),
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.encoder.dim()
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.encoder.backend()
+    }
+
+    pub fn stats(&self) -> EmbedStats {
+        *self.stats.lock().unwrap()
+    }
+
+    pub fn reset_stats(&self) {
+        *self.stats.lock().unwrap() = EmbedStats::default();
+    }
+
+    /// Token ids of each text with the query prefix and special tokens, unwindowed.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let t0 = Instant::now();
+        let inputs: Vec<String> = texts.iter().map(|t| format!("{QUERY_PREFIX}{t}")).collect();
+        let enc = self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let ids: Vec<Vec<u32>> = enc.into_iter().map(|e| e.get_ids().to_vec()).collect();
+        self.stats.lock().unwrap().tokenize_secs += t0.elapsed().as_secs_f64();
+        Ok(ids)
+    }
+
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let ids = self.tokenize(texts)?;
+        self.embed_ids(&ids, &mut |_| {})
+    }
+
+    /// Embeds tokenized sentences; `progress` is called after each batch with the
+    /// number of windows (about sentences) it finished.
+    pub fn embed_ids(&self, ids: &[Vec<u32>], progress: &mut dyn FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+        let max_len = self.encoder.max_len();
+        // Cut each sentence into windows of at most max_len tokens, each with its own
+        // <s> … </s>; `owner[w]` is the sentence of window w.
+        let mut windows: Vec<Vec<u32>> = Vec::with_capacity(ids.len());
+        let mut owner: Vec<usize> = Vec::with_capacity(ids.len());
+        for (i, seq) in ids.iter().enumerate() {
+            if seq.len() <= max_len {
+                windows.push(seq.clone());
+                owner.push(i);
+            } else {
+                let (bos, eos) = (seq[0], seq[seq.len() - 1]);
+                for chunk in seq[1..seq.len() - 1].chunks(max_len - 2) {
+                    let mut w = Vec::with_capacity(chunk.len() + 2);
+                    w.push(bos);
+                    w.extend_from_slice(chunk);
+                    w.push(eos);
+                    windows.push(w);
+                    owner.push(i);
+                }
+            }
+        }
+        let vocab = self.encoder.vocab_size() as u32;
+        if let Some(bad) = windows.iter().flatten().find(|&&t| t >= vocab) {
+            return Err(Error::Tokenizer(format!("token id {bad} is outside the model's vocabulary of {vocab}")));
+        }
+        // Length-sorted batches keep padding small; cap padded tokens per batch.
+        let mut order: Vec<usize> = (0..windows.len()).collect();
+        order.sort_by_key(|&w| std::cmp::Reverse(windows[w].len()));
+        let mut window_vecs: Vec<Vec<f32>> = vec![Vec::new(); windows.len()];
+        let t0 = Instant::now();
+        let mut pos = 0;
+        while pos < order.len() {
+            let longest = windows[order[pos]].len();
+            let n = (self.batch_tokens / longest).clamp(1, 256).min(order.len() - pos);
+            let batch: Vec<&[u32]> = order[pos..pos + n].iter().map(|&w| windows[w].as_slice()).collect();
+            let out = self.encoder.forward(&batch)?;
+            for (k, v) in out.into_iter().enumerate() {
+                window_vecs[order[pos + k]] = v;
+            }
+            pos += n;
+            progress(n);
+        }
+        {
+            let mut s = self.stats.lock().unwrap();
+            s.encode_secs += t0.elapsed().as_secs_f64();
+            s.sentences += ids.len();
+            s.tokens += windows.iter().map(Vec::len).sum::<usize>();
+        }
+        // Average the windows of each sentence, weighted by their token counts.
+        let dim = self.encoder.dim();
+        let mut out = vec![vec![0f32; dim]; ids.len()];
+        for (w, v) in window_vecs.iter().enumerate() {
+            let weight = windows[w].len() as f32;
+            for (o, x) in out[owner[w]].iter_mut().zip(v) {
+                *o += weight * x;
+            }
+        }
+        for v in &mut out {
+            normalize(v);
+        }
+        Ok(out)
+    }
+}
+
+pub fn normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb).max(1e-12)
+}

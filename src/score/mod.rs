@@ -1,0 +1,250 @@
+//! The score stage: sentence vectors in, label probabilities out.
+//!
+//! [`Head`] is the swappable part: a trained multinomial logistic regression
+//! ([`LinearHead`]) or zero-shot label prototypes ([`PrototypeHead`]). Both are saved as
+//! small versioned JSON files that record the encoder variant they belong to; loading a
+//! head for another encoder is an error before any scoring.
+
+pub mod prototype;
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Task;
+use crate::error::{Error, Result};
+
+pub use prototype::PrototypeHead;
+
+pub const HEAD_FORMAT: &str = "stance-head";
+pub const HEAD_VERSION: u32 = 1;
+
+/// What a head reads: the sentence vector alone, or with its neighbours' mean appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Features {
+    #[default]
+    Sentence,
+    Context,
+}
+
+pub trait Head: Send + Sync {
+    fn task(&self) -> Task;
+    /// `linear` or `prototype`.
+    fn kind(&self) -> &'static str;
+    /// The encoder variant the head was built on.
+    fn encoder(&self) -> &str;
+    fn features(&self) -> Features;
+    /// One row of probabilities (in `task().labels()` order, summing to 1) per row of `x`.
+    fn predict_proba(&self, x: ArrayView2<f32>) -> Array2<f32>;
+}
+
+/// Provenance of a trained head.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Training {
+    pub files: Vec<String>,
+    pub examples: usize,
+    /// SHA-256 of the training files' bytes, concatenated in order.
+    pub sha256: String,
+    #[serde(default)]
+    pub l2: f32,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// The validation figures recorded with a head.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Validation {
+    pub data: String,
+    pub examples: usize,
+    pub accuracy: f32,
+    pub macro_f1: f32,
+}
+
+/// The on-disk form of every head.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HeadFile {
+    pub format: String,
+    pub version: u32,
+    pub kind: String,
+    pub task: Task,
+    pub labels: Vec<String>,
+    pub encoder: String,
+    pub dim: usize,
+    #[serde(default)]
+    pub features: Features,
+    /// One row per label: the regression weights, or the label prototypes.
+    pub weights: Vec<Vec<f32>>,
+    pub bias: Vec<f32>,
+    /// Logits are divided by this (fitted on validation data for calibration).
+    pub temperature: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub descriptions: Option<Vec<Vec<String>>>,
+    #[serde(default)]
+    pub training: Training,
+    #[serde(default)]
+    pub validation: Option<Validation>,
+}
+
+impl HeadFile {
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::head(path, "no such head file"),
+            _ => Error::io(path, e),
+        })?;
+        let hf: HeadFile = serde_json::from_slice(&bytes).map_err(|e| Error::head(path, format!("not a valid head file: {e}")))?;
+        hf.check(path)?;
+        Ok(hf)
+    }
+
+    pub fn check(&self, path: &Path) -> Result<()> {
+        if self.format != HEAD_FORMAT {
+            return Err(Error::head(path, format!("format is {:?}, expected {HEAD_FORMAT:?}", self.format)));
+        }
+        if self.version != HEAD_VERSION {
+            return Err(Error::head(path, format!("head version {} is not supported (this build reads {HEAD_VERSION})", self.version)));
+        }
+        let labels: Vec<&str> = self.labels.iter().map(String::as_str).collect();
+        if labels != self.task.labels() {
+            return Err(Error::head(path, format!("labels {labels:?} do not match the {} task", self.task.name())));
+        }
+        let in_dim = self.input_dim();
+        if self.weights.len() != 3 || self.weights.iter().any(|r| r.len() != in_dim) || self.bias.len() != 3 {
+            return Err(Error::head(path, format!("weights must be 3 × {in_dim} and bias 3")));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) || self.weights.iter().flatten().chain(&self.bias).any(|x| !x.is_finite()) {
+            return Err(Error::head(path, "non-finite weights or temperature"));
+        }
+        if !matches!(self.kind.as_str(), "linear" | "prototype") {
+            return Err(Error::head(path, format!("unknown head kind {:?}", self.kind)));
+        }
+        Ok(())
+    }
+
+    pub fn input_dim(&self) -> usize {
+        match self.features {
+            Features::Sentence => self.dim,
+            Features::Context => 2 * self.dim,
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string(self).map_err(|e| Error::head(path, e.to_string()))?;
+        crate::util::write_atomic(path, json.as_bytes())
+    }
+
+    /// Checks the head fits an encoder before anything is scored.
+    pub fn check_encoder(&self, path: &Path, variant: &str, dim: usize) -> Result<()> {
+        if self.encoder != variant || self.dim != dim {
+            return Err(Error::head(
+                path,
+                format!("head was built for encoder {} ({}-d), not {variant} ({dim}-d): train one with `stance train --model {variant}`", self.encoder, self.dim),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn into_head(self) -> Box<dyn Head> {
+        match self.kind.as_str() {
+            "prototype" => Box::new(PrototypeHead(LinearHead(self))),
+            _ => Box::new(LinearHead(self)),
+        }
+    }
+}
+
+/// Multinomial logistic regression: softmax((W·x + b) / T).
+#[derive(Debug, Clone)]
+pub struct LinearHead(pub HeadFile);
+
+pub(crate) fn affine_softmax(hf: &HeadFile, x: ArrayView2<f32>) -> Array2<f32> {
+    let w = Array2::from_shape_vec((3, hf.input_dim()), hf.weights.concat()).expect("checked shape");
+    let mut logits = x.dot(&w.t());
+    for mut row in logits.axis_iter_mut(Axis(0)) {
+        for (l, b) in row.iter_mut().zip(&hf.bias) {
+            *l = (*l + b) / hf.temperature;
+        }
+    }
+    softmax_rows(&mut logits);
+    logits
+}
+
+pub fn softmax_rows(a: &mut Array2<f32>) {
+    for mut row in a.axis_iter_mut(Axis(0)) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        row.mapv_inplace(|v| (v - max).exp());
+        let s = row.sum();
+        row.mapv_inplace(|v| v / s);
+    }
+}
+
+impl Head for LinearHead {
+    fn task(&self) -> Task {
+        self.0.task
+    }
+    fn kind(&self) -> &'static str {
+        "linear"
+    }
+    fn encoder(&self) -> &str {
+        &self.0.encoder
+    }
+    fn features(&self) -> Features {
+        self.0.features
+    }
+    fn predict_proba(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        affine_softmax(&self.0, x)
+    }
+}
+
+/// Where committed heads live: `./models/heads` when run from the repository, else
+/// the heads folder of the source tree the binary was built from.
+pub fn heads_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("STANCE_HEADS") {
+        return PathBuf::from(d);
+    }
+    let local = PathBuf::from("models/heads");
+    if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads") }
+}
+
+/// The file of a named head (`linear`, `prototype`, `context`) for a task and encoder
+/// variant, or the path itself when `spec` is a file path.
+pub fn head_path(spec: &str, task: Task, variant: &str) -> PathBuf {
+    if spec.ends_with(".json") || spec.contains('/') {
+        return PathBuf::from(spec);
+    }
+    let variant = variant.rsplit('/').next().unwrap_or(variant);
+    heads_dir().join(format!("{}-{spec}.{variant}.json", task.name()))
+}
+
+pub fn load_head(spec: &str, task: Task, variant: &str, dim: usize) -> Result<(Box<dyn Head>, PathBuf)> {
+    let path = head_path(spec, task, variant);
+    let hf = HeadFile::load(&path)?;
+    if hf.task != task {
+        return Err(Error::head(&path, format!("is a {} head, not {}", hf.task.name(), task.name())));
+    }
+    hf.check_encoder(&path, variant, dim)?;
+    Ok((hf.into_head(), path))
+}
+
+/// Builds the inputs a head reads from the vectors of one article's sentences, in order.
+pub fn features(vectors: &[Vec<f32>], kind: Features) -> Array2<f32> {
+    let dim = vectors.first().map_or(0, Vec::len);
+    match kind {
+        Features::Sentence => Array2::from_shape_vec((vectors.len(), dim), vectors.concat()).expect("equal rows"),
+        Features::Context => {
+            let mut out = Array2::zeros((vectors.len(), 2 * dim));
+            for (i, v) in vectors.iter().enumerate() {
+                let mut row = out.row_mut(i);
+                for (j, x) in v.iter().enumerate() {
+                    row[j] = *x;
+                }
+                // The neighbours' mean; a sentence without neighbours is its own context.
+                let neigh: Vec<&Vec<f32>> = [i.checked_sub(1), Some(i + 1)].into_iter().flatten().filter_map(|k| vectors.get(k)).collect();
+                for j in 0..dim {
+                    row[dim + j] = if neigh.is_empty() { v[j] } else { neigh.iter().map(|n| n[j]).sum::<f32>() / neigh.len() as f32 };
+                }
+            }
+            out
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Sentence segmentation of news text: Wikimedia's multilingual `sentencex` does the
+//! sentence-level work inside each block of text; this module adds what news needs on
+//! top — the line structure (headings, bullet items, bylines are units of their own, a
+//! hard-wrapped paragraph is not split at its line breaks) and a few repairs (no new
+//! sentence starting in lower case, no fragment made only of closing punctuation).
+//! Every sentence keeps its byte offsets into the original article.
+
+use serde::Serialize;
+
+/// One sentence of an article. `start..end` are byte offsets into the article text;
+/// `text` is that slice with runs of whitespace (line breaks of a hard-wrapped
+/// paragraph included) collapsed to one space.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sentence {
+    pub index: usize,
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Segmenter {
+    /// ISO 639-1 code, or `auto` to detect the language of each article.
+    pub lang: String,
+}
+
+impl Default for Segmenter {
+    fn default() -> Self {
+        Segmenter { lang: "auto".into() }
+    }
+}
+
+impl Segmenter {
+    pub fn new(lang: &str) -> Self {
+        Segmenter { lang: lang.to_string() }
+    }
+
+    /// The language used for `text`: the configured one, or a detected one.
+    pub fn language_of(&self, text: &str) -> String {
+        if self.lang != "auto" {
+            return self.lang.clone();
+        }
+        detect_language(text)
+    }
+
+    pub fn segment(&self, text: &str) -> Vec<Sentence> {
+        let lang = self.language_of(text);
+        let mut spans = Vec::new();
+        for (start, end) in blocks(text) {
+            split_block(&lang, text, start, end, &mut spans);
+        }
+        spans
+            .into_iter()
+            .enumerate()
+            .map(|(index, (start, end))| Sentence { index, start, end, text: collapse_whitespace(&text[start..end]) })
+            .collect()
+    }
+}
+
+/// Treats every non-blank line as one sentence (`--lines` input).
+pub fn lines_as_sentences(text: &str) -> Vec<Sentence> {
+    let mut out = Vec::new();
+    for (start, end) in line_spans(text) {
+        let (s, e) = trim_span(text, start, end);
+        if s < e {
+            out.push(Sentence { index: out.len(), start: s, end: e, text: collapse_whitespace(&text[s..e]) });
+        }
+    }
+    out
+}
+
+/// A cheap language guess from the text's first 4 KiB; English when unsure.
+pub fn detect_language(text: &str) -> String {
+    let mut cut = text.len().min(4096);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    whatlang::detect(&text[..cut]).map(|info| iso639_1(info.lang()).to_string()).unwrap_or_else(|| "en".into())
+}
+
+fn iso639_1(lang: whatlang::Lang) -> &'static str {
+    use whatlang::Lang::*;
+    match lang {
+        Ita => "it",
+        Eng => "en",
+        Fra => "fr",
+        Deu => "de",
+        Spa => "es",
+        Por => "pt",
+        Nld => "nl",
+        Pol => "pl",
+        Rus => "ru",
+        Ukr => "uk",
+        Bul => "bg",
+        Dan => "da",
+        Fin => "fi",
+        Ell => "el",
+        Slk => "sk",
+        Hin => "hi",
+        Ben => "bn",
+        Mar => "mr",
+        Guj => "gu",
+        Pan => "pa",
+        Tam => "ta",
+        Tel => "te",
+        Kan => "kn",
+        Mal => "ml",
+        Mya => "my",
+        Amh => "am",
+        Ara => "ar",
+        Jpn => "ja",
+        Cat => "ca",
+        Hye => "hy",
+        _ => "en",
+    }
+}
+
+pub fn collapse_whitespace(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split(|c: char| c.is_whitespace() || c == '\u{200B}' || c == '\u{FEFF}') {
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{200B}' || c == '\u{FEFF}'
+}
+
+fn trim_span(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let s = &text[start..end];
+    let lead = s.len() - s.trim_start_matches(is_space).len();
+    let trail = s.len() - s.trim_end_matches(is_space).len();
+    if lead == s.len() { (start, start) } else { (start + lead, end - trail) }
+}
+
+/// Byte spans of lines, without their terminators; `\n`, `\r\n` and a lone `\r` all end a line.
+fn line_spans(text: &str) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut spans = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                spans.push((start, i));
+                start = i + 1;
+            }
+            b'\r' => {
+                spans.push((start, i));
+                if bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if start < bytes.len() {
+        spans.push((start, bytes.len()));
+    }
+    spans
+}
+
+const CLOSERS: &[char] = &['"', '\'', '”', '’', '»', '“', ')', ']', '›', '“', '」', '』', '*', '_'];
+
+/// The line ends like a sentence: terminal punctuation, possibly followed by closers.
+fn terminated(line: &str) -> Option<char> {
+    let t = line.trim_end_matches(is_space).trim_end_matches(CLOSERS);
+    let c = t.chars().last()?;
+    matches!(c, '.' | '!' | '?' | '…' | ':' | ';' | '。' | '！' | '？').then_some(c)
+}
+
+fn is_bullet(line: &str) -> bool {
+    let t = line.trim_start_matches(is_space);
+    let mut chars = t.chars();
+    match chars.next() {
+        Some('-' | '*' | '•' | '–' | '—' | '·' | '▪' | '‣' | '◦' | '►') => chars.next().is_some_and(is_space),
+        Some(c) if c.is_ascii_digit() => {
+            let rest = t.trim_start_matches(|c: char| c.is_ascii_digit());
+            let mut r = rest.chars();
+            matches!(r.next(), Some('.' | ')')) && r.next().is_some_and(is_space) && t.len() - rest.len() <= 3
+        }
+        _ => false,
+    }
+}
+
+fn first_char(line: &str) -> Option<char> {
+    line.trim_start_matches(is_space).chars().next()
+}
+
+fn starts_lowercase(line: &str) -> bool {
+    first_char(line).is_some_and(|c| c.is_lowercase())
+}
+
+/// Groups lines into blocks that may hold several sentences but never cross a heading,
+/// a bullet item or a blank line.
+fn blocks(text: &str) -> Vec<(usize, usize)> {
+    let lines: Vec<(usize, usize)> = line_spans(text).into_iter().filter(|&(s, e)| !text[s..e].trim_matches(is_space).is_empty() || s == e).collect();
+    // Width of a hard-wrapped document: lines of similar length near a fixed column.
+    let lens: Vec<usize> = lines.iter().map(|&(s, e)| text[s..e].chars().count()).filter(|&n| n > 0).collect();
+    let width = {
+        let mut v = lens.clone();
+        v.sort_unstable();
+        v.get(v.len() * 9 / 10).copied().unwrap_or(0)
+    };
+    let wrapped = width > 0 && width <= 100 && lens.iter().filter(|&&n| n * 4 >= width * 3).count() >= 3;
+
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, usize, bool)> = None; // start, end, block is a bullet item
+    for (k, &(s, e)) in lines.iter().enumerate() {
+        let line = &text[s..e];
+        let blank = line.trim_matches(is_space).is_empty();
+        if blank {
+            if let Some((bs, be, _)) = cur.take() {
+                out.push((bs, be));
+            }
+            continue;
+        }
+        let bullet = is_bullet(line);
+        if let Some((bs, be, cur_bullet)) = cur {
+            let prev = &text[line_start_of(text, be)..be];
+            let join = if bullet {
+                false
+            } else if cur_bullet {
+                starts_lowercase(line)
+            } else {
+                match terminated(prev) {
+                    Some(':' | ';') => starts_lowercase(line),
+                    Some(_) => true, // sentencex decides (abbreviation or new sentence)
+                    None => {
+                        starts_lowercase(line)
+                            || first_char(line).is_some_and(|c| c.is_ascii_digit())
+                            || (wrapped && prev.chars().count() * 10 >= width * 6 && k > 0)
+                    }
+                }
+            };
+            if join {
+                cur = Some((bs, e, cur_bullet));
+                continue;
+            }
+            out.push((bs, be));
+        }
+        cur = Some((s, e, bullet));
+    }
+    if let Some((bs, be, _)) = cur {
+        out.push((bs, be));
+    }
+    out
+}
+
+fn line_start_of(text: &str, end: usize) -> usize {
+    text[..end].rfind(['\n', '\r']).map_or(0, |i| i + 1)
+}
+
+/// Splits one block with sentencex and repairs its output; pushes trimmed spans.
+fn split_block(lang: &str, text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {
+    // Line breaks inside a block are hard wraps: give sentencex spaces instead, of the
+    // same byte length, so its offsets stay valid for the original text.
+    let flat: String = text[start..end].chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+    let mut pieces: Vec<(usize, usize)> = Vec::new();
+    for b in sentencex::get_sentence_boundaries(lang, &flat) {
+        let (s, e) = trim_span(text, start + b.start_byte, start + b.end_byte);
+        if s >= e {
+            continue;
+        }
+        let piece = &text[s..e];
+        let merge = match pieces.last() {
+            None => false,
+            Some(&(ps, pe)) => {
+                let prev = &text[ps..pe];
+                starts_lowercase(piece)
+                    || piece.chars().all(|c| CLOSERS.contains(&c) || c.is_ascii_punctuation() || is_space(c))
+                    || ends_with_initial(prev)
+            }
+        };
+        if merge {
+            pieces.last_mut().unwrap().1 = e;
+        } else {
+            pieces.push((s, e));
+        }
+    }
+    if pieces.is_empty() {
+        let (s, e) = trim_span(text, start, end);
+        if s < e {
+            pieces.push((s, e));
+        }
+    }
+    out.extend(pieces);
+}
+
+/// "… J." or "… M." — a single capital letter before the full stop is an initial.
+fn ends_with_initial(s: &str) -> bool {
+    let mut rev = s.trim_end_matches(is_space).chars().rev();
+    if rev.next() != Some('.') {
+        return false;
+    }
+    let Some(c) = rev.next() else { return false };
+    c.is_uppercase() && rev.next().is_none_or(|p| is_space(p) || p == '.' || p == '(')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(lang: &str, s: &str) -> Vec<String> {
+        Segmenter::new(lang).segment(s).into_iter().map(|x| x.text).collect()
+    }
+
+    #[test]
+    fn italian_news_cases() {
+        let t = "Lo ha detto il Sig. Rossi, ecc. e altri. Il PIL cresce del 3,61% e +8,3% a 20.000 euro.\n“Serve un futuro”. Scrivete a info@smetteredilavorare.it per info.";
+        assert_eq!(
+            texts("it", t),
+            vec![
+                "Lo ha detto il Sig. Rossi, ecc. e altri.",
+                "Il PIL cresce del 3,61% e +8,3% a 20.000 euro.",
+                "“Serve un futuro”.",
+                "Scrivete a info@smetteredilavorare.it per info."
+            ]
+        );
+    }
+
+    #[test]
+    fn headings_bullets_and_wraps() {
+        let t = "Un Nuovo Impulso per l’IA Europea\nNonostante tutto, la Commissione\nha deciso di investire. Poi basta.\n- primo punto\n- secondo punto\nIndice degli argomenti:\nL’appello dagli USA";
+        assert_eq!(
+            texts("it", t),
+            vec![
+                "Un Nuovo Impulso per l’IA Europea",
+                "Nonostante tutto, la Commissione ha deciso di investire.",
+                "Poi basta.",
+                "- primo punto",
+                "- secondo punto",
+                "Indice degli argomenti:",
+                "L’appello dagli USA"
+            ]
+        );
+    }
+
+    #[test]
+    fn offsets_slice_original() {
+        let t = "Prima frase.\r\nSeconda frase!\rTerza?  Quarta.";
+        for s in Segmenter::new("it").segment(t) {
+            assert_eq!(collapse_whitespace(&t[s.start..s.end]), s.text);
+        }
+    }
+}
