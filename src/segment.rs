@@ -204,18 +204,23 @@ fn starts_lowercase(line: &str) -> bool {
 /// a bullet item or a blank line.
 fn blocks(text: &str) -> Vec<(usize, usize)> {
     let lines: Vec<(usize, usize)> = line_spans(text).into_iter().filter(|&(s, e)| !text[s..e].trim_matches(is_space).is_empty() || s == e).collect();
-    // Width of a hard-wrapped document: lines of similar length near a fixed column.
-    let lens: Vec<usize> = lines.iter().map(|&(s, e)| text[s..e].chars().count()).filter(|&n| n > 0).collect();
-    let width = {
-        let mut v = lens.clone();
-        v.sort_unstable();
-        v.get(v.len() * 9 / 10).copied().unwrap_or(0)
-    };
-    let wrapped = width > 0 && width <= 100 && lens.iter().filter(|&&n| n * 4 >= width * 3).count() >= 3;
-
+    // Hard wrapping shows as lines that stop mid-sentence and go on in lower case; the
+    // longest such line gives the wrap column. Where there is such evidence, a line of
+    // about that width that stops without punctuation is a wrap even when the next line
+    // starts with a capital (a name, a German noun); elsewhere it is a heading.
+    let evidence: Vec<usize> = lines
+        .windows(2)
+        .filter(|w| {
+            let (a, b) = (&text[w[0].0..w[0].1], &text[w[1].0..w[1].1]);
+            !a.trim().is_empty() && terminated(a).is_none() && starts_lowercase(b)
+        })
+        .map(|w| text[w[0].0..w[0].1].trim_end().chars().count())
+        .collect();
+    let width = if evidence.len() >= 2 { evidence.iter().copied().max().unwrap_or(0) } else { 0 };
+    let wrapped = width > 0 && width <= 120;
     let mut out = Vec::new();
     let mut cur: Option<(usize, usize, bool)> = None; // start, end, block is a bullet item
-    for (k, &(s, e)) in lines.iter().enumerate() {
+    for &(s, e) in &lines {
         let line = &text[s..e];
         let blank = line.trim_matches(is_space).is_empty();
         if blank {
@@ -224,7 +229,13 @@ fn blocks(text: &str) -> Vec<(usize, usize)> {
             }
             continue;
         }
-        let bullet = is_bullet(line);
+        let numbered = first_char(line).is_some_and(|c| c.is_ascii_digit());
+        let bullet = is_bullet(line)
+            && (!numbered
+                || match cur {
+                    None => true,
+                    Some((_, be, cur_bullet)) => cur_bullet || terminated(&text[line_start_of(text, be)..be]) == Some(':'),
+                });
         if let Some((bs, be, cur_bullet)) = cur {
             let prev = &text[line_start_of(text, be)..be];
             let join = if bullet {
@@ -238,7 +249,10 @@ fn blocks(text: &str) -> Vec<(usize, usize)> {
                     None => {
                         starts_lowercase(line)
                             || first_char(line).is_some_and(|c| c.is_ascii_digit())
-                            || (wrapped && prev.chars().count() * 10 >= width * 6 && k > 0)
+                            || (wrapped && {
+                                let n = prev.trim_end().chars().count();
+                                n + 20 >= width && n <= width + 2
+                            })
                     }
                 }
             };
@@ -260,17 +274,136 @@ fn line_start_of(text: &str, end: usize) -> usize {
     text[..end].rfind(['\n', '\r']).map_or(0, |i| i + 1)
 }
 
+/// Abbreviations that often end a sentence: after them a capitalised word starts a new one.
+const CAN_END: &[&str] = &["etc", "ecc", "usw", "inc", "ltd", "corp", "s.p.a", "s.a", "s.r.l", "spa", "srl", "co", "cie", "bzw"];
+/// Titles, which never end a sentence: the capitalised word after them is a name.
+const TITLES: &[&str] = &[
+    "prof", "dott", "dr", "mr", "mrs", "ms", "sig", "sigg", "sra", "sr", "dra", "mme", "mlle", "ing", "avv", "on", "gen", "col", "rev", "st", "jr", "sen", "rep",
+    "gov", "pres", "mons", "geom", "rag", "arch", "hon", "capt", "lt", "sgt", "mgr", "dir", "hr", "fr", "frau", "herr", "sta", "sto", "ssa", "vol", "nr",
+    "art", "pag", "cap", "fig", "tab", "par", "cfr", "vgl", "bd", "abs", "no", "nos", "num", "núm", "pp", "ch", "sec", "sez",
+];
+
+/// The token before byte `i` (back to whitespace or an opening bracket/quote).
+fn token_before(s: &str, i: usize) -> &str {
+    let start = s[..i].rfind(|c: char| is_space(c) || matches!(c, '(' | '[' | '«' | '“' | '"' | '„' | '‘')).map_or(0, |p| p + s[p..].chars().next().unwrap().len_utf8());
+    &s[start..i]
+}
+
+/// Does a full stop at byte `dot` of `s` end a sentence that sentencex kept whole? Only
+/// when a capitalised word follows and the word before is clearly not an abbreviation.
+fn forced_break(s: &str, dot: usize, next_word: &str) -> bool {
+    let token = token_before(s, dot);
+    let lower = token.to_lowercase();
+    let bare = lower.trim_end_matches('.');
+    if token.contains('@') {
+        return true; // an e-mail address
+    }
+    let parts: Vec<&str> = bare.split('.').collect();
+    if parts.len() >= 2 && parts.iter().all(|p| p.chars().count() >= 2 && p.chars().all(|c| c.is_alphanumeric() || c == '-')) {
+        return true; // a domain such as www.governo.it
+    }
+    if CAN_END.contains(&bare) {
+        return true;
+    }
+    // An acronym (AI, UE, USA, UU.) ends sentences often and is never a title.
+    // (But "EE. UU.": an acronym in two dotted parts continues.)
+    let next_is_dotted_acronym = next_word.ends_with('.') && next_word.trim_end_matches('.').chars().all(|c| c.is_uppercase());
+    if bare.chars().count() >= 2 && token.trim_end_matches('.').chars().all(|c| c.is_uppercase()) && !next_is_dotted_acronym {
+        return true;
+    }
+    let letters = bare.chars().count();
+    letters >= 4
+        && bare.chars().all(char::is_alphabetic)
+        && !TITLES.contains(&bare)
+        && !token.chars().skip(1).any(char::is_uppercase)
+}
+
+/// Byte offsets (into `s`) just after sentence ends that sentencex missed: an ellipsis,
+/// or a full stop as [`forced_break`] judges, followed by space and a capital letter.
+fn missed_breaks(s: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    for (k, &(i, c)) in chars.iter().enumerate() {
+        let ellipsis = c == '…' || (c == '.' && i >= 2 && s[..i].ends_with(".."));
+        if !(c == '.' || c == '…') {
+            continue;
+        }
+        // Closing quotes or brackets may follow the stop.
+        let mut j = k + 1;
+        while j < chars.len() && CLOSERS.contains(&chars[j].1) {
+            j += 1;
+        }
+        if j >= chars.len() || !is_space(chars[j].1) {
+            continue;
+        }
+        let end = chars[j].0;
+        let mut m = j;
+        while m < chars.len() && (is_space(chars[m].1) || matches!(chars[m].1, '«' | '“' | '"' | '„' | '‘' | '(' | '¿' | '¡')) {
+            m += 1;
+        }
+        let Some(&(_, next)) = chars.get(m) else { continue };
+        if !next.is_uppercase() && !(next == '(' ) {
+            continue;
+        }
+        let rest = &s[chars[m].0..];
+        let next_word = rest.split(is_space).next().unwrap_or("");
+        if ellipsis || (c == '.' && !s[..i].ends_with('.') && forced_break(s, i, next_word)) {
+            out.push(end);
+        }
+    }
+    out
+}
+
+fn starts_with_digit(s: &str) -> bool {
+    first_char(s).is_some_and(|c| c.is_ascii_digit())
+}
+
+/// "… n." "… art." "… janv." "… im 2." — a short abbreviation or an ordinal number
+/// before a full stop, which a following number or noun continues.
+fn ends_with_short_abbrev(s: &str) -> bool {
+    let t = s.trim_end_matches(is_space);
+    let Some(body) = t.strip_suffix('.') else { return false };
+    let token = token_before(body, body.len());
+    // French and Italian elision: l'art. → art.
+    let token = token.rsplit(['\'', '’']).next().unwrap_or(token);
+    let n = token.chars().count();
+    (1..=5).contains(&n) && (token.chars().all(char::is_alphabetic) || TITLES.contains(&token.to_lowercase().as_str()))
+}
+
+fn ends_with_ordinal(s: &str) -> bool {
+    let t = s.trim_end_matches(is_space);
+    let Some(body) = t.strip_suffix('.') else { return false };
+    let token = token_before(body, body.len());
+    (1..=2).contains(&token.len()) && token.chars().all(|c| c.is_ascii_digit())
+}
+
 /// Splits one block with sentencex and repairs its output; pushes trimmed spans.
 fn split_block(lang: &str, text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {
     // Line breaks inside a block are hard wraps: give sentencex spaces instead, of the
     // same byte length, so its offsets stay valid for the original text.
     let flat: String = text[start..end].chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
-    let mut pieces: Vec<(usize, usize)> = Vec::new();
+    let mut raw: Vec<(usize, usize)> = Vec::new();
     for b in sentencex::get_sentence_boundaries(lang, &flat) {
         let (s, e) = trim_span(text, start + b.start_byte, start + b.end_byte);
         if s >= e {
             continue;
         }
+        // Breaks sentencex missed inside its piece.
+        let mut from = s;
+        for cut in missed_breaks(&text[s..e]) {
+            let (a, b) = trim_span(text, from, s + cut);
+            if a < b {
+                raw.push((a, b));
+            }
+            from = s + cut;
+        }
+        let (a, b) = trim_span(text, from, e);
+        if a < b {
+            raw.push((a, b));
+        }
+    }
+    let mut pieces: Vec<(usize, usize)> = Vec::new();
+    for (s, e) in raw {
         let piece = &text[s..e];
         let merge = match pieces.last() {
             None => false,
@@ -279,6 +412,8 @@ fn split_block(lang: &str, text: &str, start: usize, end: usize, out: &mut Vec<(
                 starts_lowercase(piece)
                     || piece.chars().all(|c| CLOSERS.contains(&c) || c.is_ascii_punctuation() || is_space(c))
                     || ends_with_initial(prev)
+                    || (starts_with_digit(piece) && ends_with_short_abbrev(prev))
+                    || (lang == "de" && ends_with_ordinal(prev))
             }
         };
         if merge {
@@ -296,14 +431,19 @@ fn split_block(lang: &str, text: &str, start: usize, end: usize, out: &mut Vec<(
     out.extend(pieces);
 }
 
-/// "… J." or "… M." — a single capital letter before the full stop is an initial.
+/// "… J." or "… M." or "… J.-M." — a single capital letter before the full stop is an initial.
 fn ends_with_initial(s: &str) -> bool {
     let mut rev = s.trim_end_matches(is_space).chars().rev();
     if rev.next() != Some('.') {
         return false;
     }
     let Some(c) = rev.next() else { return false };
-    c.is_uppercase() && rev.next().is_none_or(|p| is_space(p) || p == '.' || p == '(')
+    let t = s.trim_end_matches(is_space);
+    let token = token_before(t, t.len()).to_lowercase();
+    if CAN_END.contains(&token.trim_end_matches('.')) {
+        return false; // S.p.A. is a company form, not an initial
+    }
+    c.is_uppercase() && rev.next().is_none_or(|p| is_space(p) || p == '.' || p == '(' || p == '-')
 }
 
 #[cfg(test)]
