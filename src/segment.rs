@@ -276,6 +276,12 @@ fn line_start_of(text: &str, end: usize) -> usize {
 
 /// Abbreviations that often end a sentence: after them a capitalised word starts a new one.
 const CAN_END: &[&str] = &["etc", "ecc", "usw", "inc", "ltd", "corp", "s.p.a", "s.a", "s.r.l", "spa", "srl", "co", "cie", "bzw"];
+/// Words that start sentences and are never part of a name.
+const STARTERS: &[&str] = &[
+    "It", "The", "This", "That", "These", "Those", "He", "She", "We", "They", "I", "But", "And", "In", "On", "At", "For", "A", "An", "As", "If", "When", "While",
+    "Its", "His", "Her", "Their", "Our", "There", "Yet", "So", "Il", "Lo", "La", "Gli", "Le", "Un", "Una", "Ma", "Per", "Nel", "Nella", "Questo", "Questa", "Le", "Les",
+    "Ce", "Cette", "Il", "Elle", "Ils", "Mais", "Der", "Die", "Das", "Es", "Er", "Sie", "Aber", "El", "Los", "Las", "Pero", "Esto", "Esta",
+];
 /// Titles, which never end a sentence: the capitalised word after them is a name.
 const TITLES: &[&str] = &[
     "prof", "dott", "dr", "mr", "mrs", "ms", "sig", "sigg", "sra", "sr", "dra", "mme", "mlle", "ing", "avv", "on", "gen", "col", "rev", "st", "jr", "sen", "rep",
@@ -310,6 +316,11 @@ fn forced_break(s: &str, dot: usize, next_word: &str) -> bool {
     let next_is_dotted_acronym = next_word.ends_with('.') && next_word.trim_end_matches('.').chars().all(|c| c.is_uppercase());
     if bare.chars().count() >= 2 && token.trim_end_matches('.').chars().all(|c| c.is_uppercase()) && !next_is_dotted_acronym {
         return true;
+    }
+    // A dotted acronym (U.S., U.K.) may end a sentence or precede a name ("U.S.
+    // Senate"): break only before a word that starts sentences, not names.
+    if token.len() >= 3 && token.contains('.') && token.split('.').filter(|p| !p.is_empty()).all(|p| p.chars().count() == 1 && p.chars().all(char::is_uppercase)) {
+        return STARTERS.contains(&next_word.trim_matches(|c: char| !c.is_alphabetic()));
     }
     let letters = bare.chars().count();
     letters >= 4
@@ -411,7 +422,7 @@ fn split_block(lang: &str, text: &str, start: usize, end: usize, out: &mut Vec<(
                 let prev = &text[ps..pe];
                 starts_lowercase(piece)
                     || piece.chars().all(|c| CLOSERS.contains(&c) || c.is_ascii_punctuation() || is_space(c))
-                    || ends_with_initial(prev)
+                    || (ends_with_initial(prev) && !STARTERS.contains(&piece.split(is_space).next().unwrap_or("")))
                     || (starts_with_digit(piece) && ends_with_short_abbrev(prev))
                     || (lang == "de" && ends_with_ordinal(prev))
             }
@@ -444,6 +455,51 @@ fn ends_with_initial(s: &str) -> bool {
         return false; // S.p.A. is a company form, not an initial
     }
     c.is_uppercase() && rev.next().is_none_or(|p| is_space(p) || p == '.' || p == '(' || p == '-')
+}
+
+/// Boundary agreement with a gold segmentation, counted on the positions between
+/// non-whitespace characters (so whitespace and line breaks never matter).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BoundaryCounts {
+    pub gold: usize,
+    pub found: usize,
+    pub predicted: usize,
+    pub spurious: usize,
+}
+
+impl BoundaryCounts {
+    pub fn add(&mut self, o: BoundaryCounts) {
+        self.gold += o.gold;
+        self.found += o.found;
+        self.predicted += o.predicted;
+        self.spurious += o.spurious;
+    }
+    pub fn recall(&self) -> f64 {
+        if self.gold == 0 { 1.0 } else { self.found as f64 / self.gold as f64 }
+    }
+    pub fn spurious_rate(&self) -> f64 {
+        if self.predicted == 0 { 0.0 } else { self.spurious as f64 / self.predicted as f64 }
+    }
+}
+
+fn nonspace_count(s: &str) -> usize {
+    s.chars().filter(|c| !is_space(*c)).count()
+}
+
+/// Compares predicted sentences of `text` with gold units (in order).
+pub fn compare_boundaries(text: &str, gold_units: &[&str], predicted: &[Sentence]) -> BoundaryCounts {
+    let mut gold = std::collections::BTreeSet::new();
+    let mut acc = 0;
+    for u in gold_units {
+        acc += nonspace_count(u);
+        gold.insert(acc);
+    }
+    let total = nonspace_count(text);
+    gold.remove(&total);
+    let pred: std::collections::BTreeSet<usize> =
+        predicted.iter().map(|s| nonspace_count(&text[..s.end])).filter(|&b| b != total && b != 0).collect();
+    let found = pred.intersection(&gold).count();
+    BoundaryCounts { gold: gold.len(), found, predicted: pred.len(), spurious: pred.len() - found }
 }
 
 #[cfg(test)]
