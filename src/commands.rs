@@ -186,7 +186,7 @@ pub fn train(a: TrainArgs) -> Result<i32> {
             eprintln!("stance: training on {} examples, validating on {} (held out by source)", yt.len(), yv.len());
             let l2 = match a.l2 {
                 Some(l) => l,
-                None => train::select_l2(xt.view(), &yt, xv.view(), &yv, &[1e-4, 1e-3, 1e-2, 3e-2, 1e-1], a.epochs).0,
+                None => train::select_l2(xt.view(), &yt, xv.view(), &yv, &[1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0], a.epochs).0,
             };
             let f = train::fit_logistic(xt.view(), &yt, l2, a.epochs);
             let lv = train::logits(&f, xv.view());
