@@ -73,6 +73,8 @@ enum Cmd {
     Train(TrainArgs),
     /// Evaluate heads and encoder variants on labeled data, side by side.
     Eval(EvalArgs),
+    /// Encoding speed on a file of sentences (one per line), like the speed peers.
+    Bench(crate::commands::BenchArgs),
     /// Model variants: list them, fetch them.
     Models {
         #[command(subcommand)]
@@ -184,6 +186,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Classify { files, read, model, heads, format, explain, no_cache } => cmd_classify(&files, &read, &model, &heads, format, explain, no_cache),
         Cmd::Train(a) => crate::commands::train(a),
         Cmd::Eval(a) => crate::commands::eval(a),
+        Cmd::Bench(a) => crate::commands::bench(a),
         Cmd::Models { cmd } => cmd_models(cmd),
     }
 }

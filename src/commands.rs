@@ -72,6 +72,20 @@ pub struct EvalArgs {
     backend: stance::encode::Backend,
 }
 
+#[derive(Args)]
+pub struct BenchArgs {
+    /// A file of sentences, one per line (as `--lines`).
+    file: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Cycle the file's lines to this many sentences (to check cost is linear).
+    #[arg(long)]
+    sentences: Option<usize>,
+    /// Padded tokens per forward batch.
+    #[arg(long, default_value_t = 4096)]
+    batch_tokens: usize,
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
 enum EvalFormat {
     Table,
@@ -405,4 +419,49 @@ fn write_grid(out: &mut impl Write, cols: &[&str], rows: &[Vec<String>], md: boo
         writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
     }
     Ok(())
+}
+
+/// `stance bench`: encoding throughput on a file of sentences, like the speed peers.
+pub fn bench(a: BenchArgs) -> Result<i32> {
+    reset_peak_memory();
+    let base = peak_memory_mb().unwrap_or(0.0);
+    let text = std::fs::read_to_string(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
+    let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() {
+        bail!("{}: no sentences", a.file.display());
+    }
+    if let Some(n) = a.sentences {
+        lines = lines.iter().cycle().take(n).copied().collect();
+    }
+    let resolved = models::resolve(&a.model.model, true)?;
+    let t0 = Instant::now();
+    let mut opts = a.model.encoder_options();
+    opts.batch_tokens = a.batch_tokens;
+    let emb = Embedder::load(&resolved, &opts)?;
+    let load = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let ids = emb.tokenize(&lines)?;
+    let tok_secs = t1.elapsed().as_secs_f64();
+    let tokens: usize = ids.iter().map(Vec::len).sum();
+    let t2 = Instant::now();
+    let vecs = emb.embed_ids(&ids, &mut |_| {})?;
+    let enc = t2.elapsed().as_secs_f64();
+    assert_eq!(vecs.len(), lines.len());
+    let peak = peak_memory_mb().unwrap_or(0.0);
+    println!(
+        "stance[{} {}] sentences={} tokens={} seconds={:.3} sent_per_s={:.1} tok_per_s={:.0} load_s={:.3} tokenize_s={:.3} peak_mb={:.0} (before load {:.0}) threads={}",
+        resolved.variant,
+        emb.backend(),
+        lines.len(),
+        tokens,
+        enc,
+        lines.len() as f64 / enc,
+        tokens as f64 / enc,
+        load,
+        tok_secs,
+        peak,
+        base,
+        rayon::current_num_threads()
+    );
+    Ok(0)
 }
