@@ -9,11 +9,15 @@ fn exp_approx(x: f32) -> f32 {
     // error ~2e-7, and no libm call, so loops over it vectorise.
     const MAGIC: f32 = 12582912.0; // 1.5 · 2^23: adding and subtracting rounds to an integer
     let x = x.clamp(-87.3, 88.3);
-    let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    // The integer n sits in t's low mantissa bits: read it with integer arithmetic
+    // (a float-to-int `as` cast saturates, which compilers do not vectorise).
+    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
     let r = x - n * 0.693_359_4 - n * (-2.121_944_4e-4);
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    y * f32::from_bits((ni.wrapping_add(127) << 23) as u32)
 }
 
 #[inline(always)]
