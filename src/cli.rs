@@ -73,6 +73,13 @@ enum Cmd {
     Train(TrainArgs),
     /// Evaluate heads and encoder variants on labeled data, side by side.
     Eval(EvalArgs),
+    /// Score many articles (files, folders, JSON Lines) into one report.
+    Batch(crate::batch_cmd::BatchArgs),
+    /// Reports: merge JSON Lines outputs of shards or runs.
+    Report {
+        #[command(subcommand)]
+        cmd: crate::batch_cmd::ReportCmd,
+    },
     /// Encoding speed on a file of sentences (one per line), like the speed peers.
     Bench(crate::commands::BenchArgs),
     /// Model variants: list them, fetch them.
@@ -187,6 +194,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Train(a) => crate::commands::train(a),
         Cmd::Eval(a) => crate::commands::eval(a),
         Cmd::Bench(a) => crate::commands::bench(a),
+        Cmd::Batch(a) => crate::batch_cmd::batch(a),
+        Cmd::Report { cmd } => crate::batch_cmd::report(cmd),
         Cmd::Models { cmd } => cmd_models(cmd),
     }
 }

@@ -7,7 +7,9 @@
 //! (variants, cache, fetching), [`cache`] (sentence vectors on disk), [`data`]
 //! (labeled files), [`train`] and [`eval`].
 
+pub mod actors;
 pub mod aggregate;
+pub mod batch;
 pub mod cache;
 pub mod data;
 pub mod encode;
@@ -18,6 +20,7 @@ pub mod models;
 pub mod npy;
 pub mod pipeline;
 pub mod report;
+pub mod report_batch;
 pub mod score;
 pub mod segment;
 pub mod train;

@@ -1,0 +1,125 @@
+//! Who holds which stance: a gazetteer of actors (states, blocs, institutions,
+//! companies, people) with multilingual aliases, matched leftmost-longest on word
+//! boundaries, and the attribution of each sentence's stance to the actors it names —
+//! or, for a sentence led by a pronoun, to the actors of the sentence before.
+
+use std::path::{Path, PathBuf};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub kind: String,
+}
+
+pub struct Gazetteer {
+    pub actors: Vec<Actor>,
+    /// For each pattern, the actor it names.
+    owner: Vec<usize>,
+    matcher: AhoCorasick,
+}
+
+/// The gazetteer shipped in `models/actors.tsv` (users extend it or pass their own).
+pub fn default_path() -> PathBuf {
+    let local = PathBuf::from("models/actors.tsv");
+    if local.is_file() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("models/actors.tsv") }
+}
+
+/// Pronouns that start a sentence about someone already named (it, en, fr, de, es).
+const PRONOUNS: &[&str] = &[
+    "Egli", "Lui", "Lei", "Esso", "Essa", "Essi", "Questi", "Quest’ultimo", "Quest'ultimo", "Quest’ultima", "Quest'ultima", "He", "She", "They", "It", "Il", "Elle",
+    "Ils", "Elles", "Er", "Sie", "Él", "Ella", "Ellos", "Ellas", "Ha", "Hanno",
+];
+
+impl Gazetteer {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self> {
+        let mut actors = Vec::new();
+        let mut patterns = Vec::new();
+        let mut owner = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if i == 0 && line.starts_with("actor\t") || line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() != 3 {
+                return Err(Error::data(path, i + 1, format!("expected 3 tab-separated columns (actor, kind, aliases), found {}", f.len())));
+            }
+            let idx = actors.len();
+            actors.push(Actor { name: f[0].trim().to_string(), kind: f[1].trim().to_string() });
+            for alias in std::iter::once(f[0]).chain(f[2].split('|')).map(str::trim).filter(|a| !a.is_empty()) {
+                patterns.push(alias.to_string());
+                owner.push(idx);
+            }
+        }
+        let matcher = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .map_err(|e| Error::data(path, 0, format!("cannot build the alias matcher: {e}")))?;
+        Ok(Gazetteer { actors, owner, matcher })
+    }
+
+    /// Actors named in `text`, in order of first mention, each once.
+    pub fn mentions(&self, text: &str) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for m in self.matcher.find_iter(text) {
+            let before = text[..m.start()].chars().next_back();
+            let after = text[m.end()..].chars().next();
+            // Word boundaries: no letter or digit on either side ("US" is not in "USA").
+            if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric) {
+                continue;
+            }
+            let a = self.owner[m.pattern().as_usize()];
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    /// Actors per sentence of one article: named ones, or for a sentence that names
+    /// nobody and starts with a pronoun, those of the previous sentence.
+    pub fn attribute(&self, sentences: &[&str]) -> Vec<Vec<usize>> {
+        let mut out: Vec<Vec<usize>> = Vec::with_capacity(sentences.len());
+        for s in sentences {
+            let mut m = self.mentions(s);
+            if m.is_empty() {
+                let first = s.split(|c: char| c.is_whitespace() || c == ',').next().unwrap_or("");
+                if PRONOUNS.contains(&first) {
+                    if let Some(prev) = out.last() {
+                        m = prev.clone();
+                    }
+                }
+            }
+            out.push(m);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_match_boundaries_and_pronouns() {
+        let g = Gazetteer::parse(
+            Path::new("t.tsv"),
+            "actor\tkind\taliases\nUnited States\tstate\tUSA|Stati Uniti|amministrazione Trump\nDonald Trump\tperson\tTrump\nEU\tbloc\tUE|Bruxelles\n",
+        )
+        .unwrap();
+        assert_eq!(g.mentions("L'amministrazione Trump e la UE"), vec![0, 2]);
+        assert_eq!(g.mentions("Trump parla"), vec![1]);
+        assert!(g.mentions("USAGE e DUE").is_empty());
+        let a = g.attribute(&["Gli Stati Uniti rifiutano.", "Egli insiste.", "Nessuno risponde."]);
+        assert_eq!(a, vec![vec![0], vec![0], vec![]]);
+        assert!(Gazetteer::parse(Path::new("bad.tsv"), "actor\tkind\taliases\nX\tstate\n").unwrap_err().to_string().contains("bad.tsv:2"));
+    }
+}

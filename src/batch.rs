@@ -1,0 +1,294 @@
+//! `stance batch`: many articles in (files, folders, JSON Lines), one record per article
+//! out, streamed as JSON Lines as it goes, and a whole report at the end.
+//!
+//! Records are plain JSON values so that a report can be rebuilt from any JSONL stream
+//! — the same code serves one run, a resumed run and merged shards.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::actors::Gazetteer;
+use crate::error::{Error, Result};
+use crate::input::{self, ReadOptions};
+use crate::pipeline::Scorer;
+use crate::segment::{self, Segmenter};
+
+/// One article to score: from a file, or a line of JSON Lines input.
+#[derive(Debug, Clone)]
+pub enum Item {
+    File { path: PathBuf, id: String, source: String },
+    Json { id: String, text: String, source: Option<String>, extra: Map<String, Value> },
+    /// Input that could not even become an article (a bad JSON line).
+    Bad { id: String, error: String },
+}
+
+impl Item {
+    pub fn id(&self) -> &str {
+        match self {
+            Item::File { id, .. } | Item::Json { id, .. } | Item::Bad { id, .. } => id,
+        }
+    }
+}
+
+/// Files under the given paths: folders are walked recursively (sorted, so every run
+/// sees the same order) and filtered by `glob` (default: text, Markdown and HTML).
+pub fn list_files(inputs: &[PathBuf], glob: Option<&str>) -> Result<Vec<Item>> {
+    let pattern = glob.unwrap_or("*.{txt,md,markdown,html,htm}");
+    let matcher = globset::GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .build()
+        .map_err(|e| Error::Usage(format!("bad --glob {pattern:?}: {e}")))?
+        .compile_matcher();
+    let mut out = Vec::new();
+    for root in inputs {
+        if root.is_dir() {
+            let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root)
+                .follow_links(false)
+                .into_iter()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_file())
+                .map(|e| e.into_path())
+                .filter(|p| p.file_name().is_some_and(|n| matcher.is_match(n)) || matcher.is_match(p))
+                .collect();
+            files.sort();
+            for p in files {
+                let source = p.parent().and_then(|d| d.strip_prefix(root.parent().unwrap_or(Path::new(""))).ok()).map(|d| d.display().to_string()).unwrap_or_default();
+                out.push(Item::File { id: p.display().to_string(), path: p, source });
+            }
+        } else {
+            // A named file is taken whatever its extension; a missing one becomes an error record.
+            let source = root.parent().map(|d| d.display().to_string()).unwrap_or_default();
+            out.push(Item::File { id: root.display().to_string(), path: root.clone(), source });
+        }
+    }
+    Ok(out)
+}
+
+/// Parses JSON Lines (`{"id": …, "text": …, …}`): a bad line becomes a `Bad` item naming
+/// its line number; the other fields are kept and carried to the output; a repeated id
+/// gets a `#2`, `#3` … suffix (with a warning) so no article is lost or overwritten.
+pub fn read_jsonl(reader: impl BufRead, name: &str, warnings: &mut Vec<String>) -> Vec<Item> {
+    let mut out = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let n = i + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                out.push(Item::Bad { id: format!("{name}:{n}"), error: format!("{name}:{n}: cannot read: {e}") });
+                break;
+            }
+        };
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                out.push(Item::Bad { id: format!("{name}:{n}"), error: format!("{name}:{n}: not valid JSON: {e}") });
+                continue;
+            }
+        };
+        let Value::Object(mut obj) = v else {
+            out.push(Item::Bad { id: format!("{name}:{n}"), error: format!("{name}:{n}: expected a JSON object") });
+            continue;
+        };
+        let id = match obj.remove("id") {
+            Some(Value::String(s)) => s,
+            Some(Value::Number(x)) => x.to_string(),
+            _ => format!("{name}:{n}"),
+        };
+        let id = match seen.get_mut(&id) {
+            Some(k) => {
+                *k += 1;
+                let new = format!("{id}#{k}");
+                warnings.push(format!("{name}:{n}: duplicate id {id:?}, scored as {new:?}"));
+                new
+            }
+            None => {
+                seen.insert(id.clone(), 1);
+                id
+            }
+        };
+        match obj.remove("text") {
+            Some(Value::String(t)) => {
+                let source = obj.get("source").and_then(Value::as_str).map(str::to_string);
+                out.push(Item::Json { id, text: t, source, extra: obj });
+            }
+            _ => out.push(Item::Bad { id: id.clone(), error: format!("{name}:{n}: no \"text\" string field") }),
+        }
+    }
+    out
+}
+
+/// Text of an HTML document, as a browser would show it: scripts, styles and the head
+/// dropped; block elements on lines of their own. Parsed by html5ever (via `scraper`).
+pub fn html_to_text(html: &str) -> String {
+    use scraper::Node;
+    let doc = scraper::Html::parse_document(html);
+    let mut out = String::new();
+    fn walk(node: ego_tree::NodeRef<'_, Node>, out: &mut String) {
+        match node.value() {
+            Node::Text(t) => out.push_str(t),
+            Node::Element(e) => {
+                let name = e.name();
+                if matches!(name, "script" | "style" | "noscript" | "template" | "head" | "svg" | "iframe" | "object") {
+                    return;
+                }
+                let block = matches!(
+                    name,
+                    "p" | "div" | "br" | "li" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "tr" | "section" | "article" | "header" | "footer" | "blockquote" | "ul" | "ol" | "table" | "title" | "figcaption" | "pre" | "hr" | "dd" | "dt"
+                );
+                if block {
+                    out.push('\n');
+                }
+                for c in node.children() {
+                    walk(c, out);
+                }
+                if block {
+                    out.push('\n');
+                }
+            }
+            _ => {
+                for c in node.children() {
+                    walk(c, out);
+                }
+            }
+        }
+    }
+    walk(doc.tree.root(), &mut out);
+    // Collapse the blank lines markup leaves, keep paragraph breaks.
+    let mut text = String::with_capacity(out.len());
+    let mut blank = 0;
+    for line in out.lines() {
+        let l = line.trim();
+        if l.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        text.push_str(l);
+    }
+    text
+}
+
+/// Reads a file article, stripping HTML markup for .html/.htm files.
+pub fn read_item_text(path: &Path, opts: &ReadOptions) -> Result<String> {
+    let a = input::read_article(path, opts)?;
+    let is_html = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+    let text = if is_html { html_to_text(&a.text) } else { a.text };
+    if text.trim().is_empty() {
+        return Err(Error::input(path, "no text left after removing the markup"));
+    }
+    Ok(text)
+}
+
+/// Which shard an article belongs to: a stable hash of its id, so a slice is the same
+/// whatever the order or the machine.
+pub fn shard_of(id: &str, n: usize) -> usize {
+    let h = id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    (h % n as u64) as usize
+}
+
+pub struct BatchOptions {
+    pub read: ReadOptions,
+    pub lang: String,
+    pub max_sentences: usize,
+}
+
+/// Scores a chunk of items; every item yields one record (a result or an `error`).
+/// Returns the records and the number of sentences newly embedded.
+pub fn score_chunk(
+    items: &[Item],
+    scorer: &Scorer,
+    gazetteer: Option<&Gazetteer>,
+    opts: &BatchOptions,
+    cache: Option<&mut crate::cache::VectorCache>,
+) -> Result<(Vec<Value>, usize, usize)> {
+    let seg = Segmenter::new(&opts.lang);
+    let mut prepared: Vec<(usize, String, String, Vec<segment::Sentence>)> = Vec::new();
+    let mut records: Vec<Option<Value>> = vec![None; items.len()];
+    for (k, item) in items.iter().enumerate() {
+        let text = match item {
+            Item::File { path, .. } => read_item_text(path, &opts.read),
+            Item::Json { text, id, .. } => {
+                if text.trim().is_empty() {
+                    Err(Error::input(id, "empty: no text to score"))
+                } else if text.len() as u64 > opts.read.max_bytes {
+                    Err(Error::input(id, format!("text is over the limit of {} bytes (raise it with --max-bytes)", opts.read.max_bytes)))
+                } else {
+                    Ok(text.clone())
+                }
+            }
+            Item::Bad { error, .. } => Err(Error::Usage(error.clone())),
+        };
+        match text {
+            Ok(t) => {
+                let sents = seg.segment(&t);
+                if sents.is_empty() {
+                    records[k] = Some(error_record(item, "no sentences found"));
+                } else if sents.len() > opts.max_sentences {
+                    records[k] = Some(error_record(item, &format!("{} sentences, over the limit of {} (raise it with --max-sentences)", sents.len(), opts.max_sentences)));
+                } else {
+                    prepared.push((k, item.id().to_string(), seg.language_of(&t), sents));
+                }
+            }
+            Err(e) => records[k] = Some(error_record(item, &e.to_string())),
+        }
+    }
+    let arts: Vec<(String, String, Vec<segment::Sentence>)> = prepared.iter().map(|(_, id, lang, s)| (id.clone(), lang.clone(), s.clone())).collect();
+    let (results, fresh) = scorer.score(&arts, cache, &mut |_| {})?;
+    let mut sentences = 0;
+    for ((k, ..), r) in prepared.iter().zip(results) {
+        sentences += r.sentences.len();
+        let mut v = serde_json::to_value(&r).expect("serialisable");
+        let obj = v.as_object_mut().unwrap();
+        if let Some(g) = gazetteer {
+            let texts: Vec<&str> = r.sentences.iter().map(|s| s.text.as_str()).collect();
+            let attributed = g.attribute(&texts);
+            if let Some(Value::Array(ss)) = obj.get_mut("sentences") {
+                for (s, a) in ss.iter_mut().zip(&attributed) {
+                    s["actors"] = json!(a.iter().map(|&i| g.actors[i].name.clone()).collect::<Vec<_>>());
+                }
+            }
+        }
+        add_item_fields(obj, &items[*k]);
+        records[*k] = Some(v);
+    }
+    Ok((records.into_iter().map(|r| r.expect("every item has a record")).collect(), fresh, sentences))
+}
+
+fn add_item_fields(obj: &mut Map<String, Value>, item: &Item) {
+    match item {
+        Item::File { source, path, .. } => {
+            obj.insert("source".into(), json!(source));
+            obj.insert("path".into(), json!(path.display().to_string()));
+        }
+        Item::Json { source, extra, .. } => {
+            if let Some(s) = source {
+                obj.insert("source".into(), json!(s));
+            }
+            // Other input fields are carried through untouched (without overwriting ours).
+            for (k, v) in extra {
+                obj.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        Item::Bad { .. } => {}
+    }
+}
+
+fn error_record(item: &Item, error: &str) -> Value {
+    let mut obj = Map::new();
+    obj.insert("id".into(), json!(item.id()));
+    obj.insert("error".into(), json!(error));
+    add_item_fields(&mut obj, item);
+    Value::Object(obj)
+}

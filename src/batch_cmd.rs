@@ -1,0 +1,265 @@
+//! `stance batch` and `stance report merge`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use stance::actors::{self, Gazetteer};
+use stance::batch::{self, BatchOptions, Item};
+use stance::input::{self, ReadOptions};
+use stance::pipeline::{Scorer, ScorerOptions};
+use stance::report_batch::{self, BatchFormat};
+
+use crate::cli::ModelArgs;
+
+#[derive(Args)]
+pub struct BatchArgs {
+    /// Files and folders (walked recursively), or - for JSON Lines on standard input.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Which files of a folder to take (default: *.{txt,md,markdown,html,htm}).
+    #[arg(long)]
+    glob: Option<String>,
+    /// The report: its format comes from the extension (.jsonl .csv .md .html) or --format.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    format: Option<BatchFormat>,
+    /// CSV: one row per sentence instead of per article.
+    #[arg(long)]
+    sentences: bool,
+    /// Also stream every finished article as JSON Lines to this file.
+    #[arg(long)]
+    stream: Option<PathBuf>,
+    /// Process only shard K of N (1-based), a deterministic slice by id hash.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Actor gazetteer (default: models/actors.tsv).
+    #[arg(long)]
+    actors: Option<PathBuf>,
+    /// Articles whose text the HTML report shows, shaded.
+    #[arg(long, default_value_t = 500)]
+    html_texts: usize,
+    #[arg(long)]
+    no_cache: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+    #[arg(long, default_value = "auto")]
+    lang: String,
+    #[arg(long, default_value_t = input::DEFAULT_MAX_BYTES)]
+    max_bytes: u64,
+    /// Refuse articles with more sentences than this.
+    #[arg(long, default_value_t = 100_000)]
+    max_sentences: usize,
+    #[arg(long)]
+    lossy: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Scoring head for both tasks (linear, prototype, context or a file).
+    #[arg(long, default_value = "linear")]
+    head: String,
+}
+
+#[derive(Subcommand)]
+pub enum ReportCmd {
+    /// Combine JSON Lines outputs (shards, resumed runs) into one report.
+    Merge {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, short, required = true)]
+        out: PathBuf,
+        #[arg(long, value_enum)]
+        format: Option<BatchFormat>,
+        #[arg(long)]
+        sentences: bool,
+        #[arg(long, default_value_t = 500)]
+        html_texts: usize,
+    },
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (k, n) = s.split_once('/').context("--shard takes K/N, e.g. 2/8")?;
+    let (k, n): (usize, usize) = (k.trim().parse().context("--shard K")?, n.trim().parse().context("--shard N")?);
+    if n == 0 || k == 0 || k > n {
+        bail!("--shard {s}: need 1 ≤ K ≤ N");
+    }
+    Ok((k - 1, n))
+}
+
+fn report_format(out: Option<&Path>, format: Option<BatchFormat>) -> BatchFormat {
+    format.or_else(|| out.and_then(BatchFormat::from_path)).unwrap_or(BatchFormat::Jsonl)
+}
+
+/// Appends JSON Lines to a file, flushing after each chunk so a crash or Ctrl-C keeps
+/// every finished article.
+struct Stream(std::io::BufWriter<std::fs::File>, PathBuf);
+
+impl Stream {
+    fn create(path: &Path) -> Result<Stream> {
+        if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create folder", d.display()))?;
+        }
+        let f = std::fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+        Ok(Stream(std::io::BufWriter::new(f), path.to_path_buf()))
+    }
+    fn write(&mut self, recs: &[Value]) -> Result<()> {
+        for r in recs {
+            serde_json::to_writer(&mut self.0, r)?;
+            self.0.write_all(b"\n")?;
+        }
+        self.0.flush().with_context(|| format!("{}: cannot write", self.1.display()))?;
+        Ok(())
+    }
+}
+
+pub fn batch(a: BatchArgs) -> Result<i32> {
+    let started = Instant::now();
+    let format = report_format(a.out.as_deref(), a.format);
+    let mut warnings = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
+    let (stdin_inputs, paths): (Vec<PathBuf>, Vec<PathBuf>) = a.inputs.iter().cloned().partition(|p| p.as_os_str() == "-");
+    if !stdin_inputs.is_empty() {
+        items.extend(batch::read_jsonl(std::io::stdin().lock(), "<stdin>", &mut warnings));
+    }
+    items.extend(batch::list_files(&paths, a.glob.as_deref())?);
+    if let Some(spec) = &a.shard {
+        let (k, n) = parse_shard(spec)?;
+        items.retain(|it| batch::shard_of(it.id(), n) == k);
+    }
+    for w in &warnings {
+        eprintln!("stance: warning: {w}");
+    }
+    if items.is_empty() {
+        bail!("no input articles (check the paths and --glob)");
+    }
+    let scorer = Scorer::load(&ScorerOptions {
+        model: a.model.model.clone(),
+        encoder: a.model.encoder_options(),
+        stance_head: a.head.clone(),
+        sentiment_head: a.head.clone(),
+        explain: 3,
+    })?;
+    let gaz_path = a.actors.clone().unwrap_or_else(actors::default_path);
+    let gazetteer = if gaz_path.is_file() || a.actors.is_some() { Some(Gazetteer::load(&gaz_path)?) } else { None };
+    let mut cache = if a.no_cache { None } else { Some(stance::cache::VectorCache::open(&scorer.embedder.variant, scorer.embedder.dim())?) };
+    let opts = BatchOptions { read: ReadOptions { max_bytes: a.max_bytes, lossy: a.lossy }, lang: a.lang.clone(), max_sentences: a.max_sentences };
+
+    // JSON Lines output streams into OUT.partial, renamed when the run completes.
+    let partial = match (&a.out, format) {
+        (Some(out), BatchFormat::Jsonl) => Some(PathBuf::from(format!("{}.partial", out.display()))),
+        _ => None,
+    };
+    let mut streams: Vec<Stream> = Vec::new();
+    if let Some(p) = &partial {
+        streams.push(Stream::create(p)?);
+    }
+    if let Some(p) = &a.stream {
+        streams.push(Stream::create(p)?);
+    }
+    let stdout_stream = a.out.is_none() && format == BatchFormat::Jsonl;
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    let tty = std::io::stderr().is_terminal();
+    let bar = if a.quiet || !tty {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(items.len() as u64);
+        b.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} articles {msg} ({eta} left)").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        b
+    };
+    let mut records: Vec<Value> = Vec::new();
+    let (mut fresh, mut sentences, mut done) = (0usize, 0usize, 0usize);
+    let mut last_log = Instant::now();
+    for chunk in items.chunks(16) {
+        if interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        let (recs, f, s) = batch::score_chunk(chunk, &scorer, gazetteer.as_ref(), &opts, cache.as_mut())?;
+        fresh += f;
+        sentences += s;
+        done += chunk.len();
+        for st in &mut streams {
+            st.write(&recs)?;
+        }
+        if stdout_stream {
+            let mut out = std::io::stdout().lock();
+            for r in &recs {
+                serde_json::to_writer(&mut out, r)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        records.extend(recs);
+        let rate = sentences as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("{sentences} sentences, {rate:.0}/s"));
+        bar.set_position(done as u64);
+        if !tty && !a.quiet && last_log.elapsed().as_secs() >= 10 {
+            eprintln!("stance: {done}/{} articles, {sentences} sentences, {rate:.0} sentences/s", items.len());
+            last_log = Instant::now();
+        }
+    }
+    bar.finish_and_clear();
+    let n_errors = records.iter().filter(|r| r.get("error").is_some()).count();
+    let scored = records.len() - n_errors;
+    for r in records.iter().filter(|r| r.get("error").is_some()) {
+        eprintln!("stance: error: {}", r["error"].as_str().unwrap_or(""));
+    }
+    if interrupted.load(Ordering::SeqCst) {
+        let kept = partial.as_ref().or(a.stream.as_ref()).map(|p| format!(" finished articles are in {}", p.display())).unwrap_or_default();
+        eprintln!("stance: interrupted after {done} of {} articles;{kept}; the report was not written; a re-run reuses the cached vectors", items.len());
+        return Ok(130);
+    }
+    let records = report_batch::normalise(records);
+    if let Some(out) = &a.out {
+        match (format, &partial) {
+            (BatchFormat::Jsonl, Some(p)) => {
+                drop(streams);
+                std::fs::rename(p, out).with_context(|| format!("{}: cannot rename into place", out.display()))?;
+            }
+            _ => {
+                let bytes = report_batch::render(&records, format, a.sentences, a.html_texts)?;
+                stance::util::write_atomic(out, &bytes)?;
+            }
+        }
+    } else if !stdout_stream {
+        let bytes = report_batch::render(&records, format, a.sentences, a.html_texts)?;
+        std::io::stdout().lock().write_all(&bytes)?;
+    }
+    let from_cache = sentences.saturating_sub(fresh);
+    if !a.quiet {
+        eprintln!(
+            "stance: scored {scored} articles ({sentences} sentences), {} errors; embedded {fresh} new sentences, {from_cache} from the cache; {:.1}s{}",
+            n_errors,
+            started.elapsed().as_secs_f64(),
+            a.out.as_ref().map(|o| format!("; wrote {}", o.display())).unwrap_or_default()
+        );
+    }
+    Ok(if n_errors == 0 { 0 } else if scored > 0 { 2 } else { 1 })
+}
+
+pub fn report(cmd: ReportCmd) -> Result<i32> {
+    match cmd {
+        ReportCmd::Merge { files, out, format, sentences, html_texts } => {
+            let mut all = Vec::new();
+            for f in &files {
+                all.extend(report_batch::read_records(f)?);
+            }
+            let records = report_batch::normalise(all);
+            let bytes = report_batch::render(&records, report_format(Some(&out), format), sentences, html_texts)?;
+            stance::util::write_atomic(&out, &bytes)?;
+            eprintln!("stance: merged {} records from {} files into {}", records.len(), files.len(), out.display());
+            Ok(0)
+        }
+    }
+}
