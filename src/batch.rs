@@ -103,17 +103,24 @@ pub fn read_jsonl(reader: impl BufRead, name: &str, warnings: &mut Vec<String>) 
             Some(Value::Number(x)) => x.to_string(),
             _ => format!("{name}:{n}"),
         };
-        let id = match seen.get_mut(&id) {
-            Some(k) => {
-                *k += 1;
-                let new = format!("{id}#{k}");
-                warnings.push(format!("{name}:{n}: duplicate id {id:?}, scored as {new:?}"));
-                new
-            }
-            None => {
-                seen.insert(id.clone(), 1);
-                id
-            }
+        let id = if seen.contains_key(&id) {
+            // The next free suffix: generated ids are recorded too, so "a", "a", "a#2"
+            // still give three different ids.
+            let mut k = seen[&id];
+            let new = loop {
+                k += 1;
+                let cand = format!("{id}#{k}");
+                if !seen.contains_key(&cand) {
+                    break cand;
+                }
+            };
+            seen.insert(id.clone(), k);
+            seen.insert(new.clone(), 1);
+            warnings.push(format!("{name}:{n}: duplicate id {id:?}, scored as {new:?}"));
+            new
+        } else {
+            seen.insert(id.clone(), 1);
+            id
         };
         match obj.remove("text") {
             Some(Value::String(t)) => {

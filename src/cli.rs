@@ -220,6 +220,11 @@ fn read_all(files: &[PathBuf], r: &ReadArgs) -> (Vec<(input::Article, Vec<segmen
                     eprintln!("stance: warning: {w}");
                 }
                 let sents = if r.lines { segment::lines_as_sentences(&a.text) } else { seg.segment(&a.text) };
+                if sents.is_empty() {
+                    eprintln!("stance: error: {}: no sentences found", a.id);
+                    failed += 1;
+                    continue;
+                }
                 out.push((a, sents));
             }
             Err(e) => {
@@ -321,6 +326,11 @@ fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
                     None => ("no", "-".into()),
                 };
                 println!("{:<17} {:<8} {:>9}  {}", v.name, present, size, v.source);
+            }
+            for v in models::adapter_variants() {
+                let p = models::adapters_dir().join(format!("{v}.safetensors"));
+                let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                println!("{:<17} {:<8} {:>9}  adapter {} merged into its base at load", v, "yes", format!("{:.1} MB", size as f64 / 1e6), p.display());
             }
             Ok(0)
         }

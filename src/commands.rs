@@ -46,6 +46,22 @@ pub struct TrainArgs {
     seed: u64,
     #[arg(long)]
     no_cache: bool,
+    /// Fine-tune the encoder (LoRA adapters on the top layers) instead of training a
+    /// head on frozen vectors; writes models/adapters/BASE+TASK.safetensors and its head.
+    #[arg(long)]
+    finetune: bool,
+    /// Fine-tuning: layers from the top that get adapters.
+    #[arg(long, default_value_t = 4)]
+    top_layers: usize,
+    /// Fine-tuning: adapter rank.
+    #[arg(long, default_value_t = 8)]
+    rank: usize,
+    /// Fine-tuning: passes over the training data.
+    #[arg(long, default_value_t = 4)]
+    tune_epochs: usize,
+    /// Fine-tuning: learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
 }
 
 #[derive(Args)]
@@ -152,6 +168,9 @@ fn files_sha256(paths: &[PathBuf]) -> Result<String> {
 }
 
 pub fn train(a: TrainArgs) -> Result<i32> {
+    if a.finetune {
+        return finetune(a);
+    }
     let examples = data::load_many(&a.data, a.task)?;
     let resolved = models::resolve(&a.model.model, true)?;
     let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
@@ -281,7 +300,9 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
     let examples = data::load_many(&a.data, a.task)?;
     let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
     let variants: Vec<String> = if a.variants.is_empty() {
-        models::variants().iter().filter(|v| matches!(models::local_files(v.name), Ok(Some(_)))).map(|v| v.name.to_string()).collect()
+        let mut v: Vec<String> = models::variants().iter().filter(|v| matches!(models::local_files(v.name), Ok(Some(_)))).map(|v| v.name.to_string()).collect();
+        v.extend(models::adapter_variants());
+        v
     } else {
         a.variants.clone()
     };
@@ -461,6 +482,134 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         tok_secs,
         peak,
         base,
+        rayon::current_num_threads()
+    );
+    Ok(0)
+}
+
+fn finetune(a: TrainArgs) -> Result<i32> {
+    use stance::finetune::{TuneConfig, Tuner, frozen_hidden, save_adapter};
+    let started = Instant::now();
+    let examples = data::load_many(&a.data, a.task)?;
+    let resolved = models::resolve(&a.model.model, true)?;
+    let models::ModelFiles::E5s1 { weights, .. } = &resolved.files else { bail!("--finetune needs an E5S1 variant (e5-small-q4)") };
+    if resolved.adapter.is_some() {
+        bail!("--finetune starts from a base variant, not {}", resolved.variant);
+    }
+    let image = stance::encode::e5s1::E5s1::open(weights)?;
+    let fast = stance::encode::fast::FastBert::from_e5s1(&image)?;
+    let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let ids = emb.tokenize(&texts)?;
+    // Sentences longer than the model are cut to their first window for training only.
+    let ids: Vec<Vec<u32>> = ids.into_iter().map(|mut v| { if v.len() > 512 { let eos = *v.last().unwrap(); v.truncate(511); v.push(eos); } v }).collect();
+    let cfg = TuneConfig { top_layers: a.top_layers, rank: a.rank, lr: a.lr, epochs: a.tune_epochs, seed: a.seed, ..Default::default() };
+    let tuner = Tuner::new(&image, cfg.clone())?;
+    eprintln!("stance: running the frozen layers 0..{} once for {} sentences", tuner.first_layer(), ids.len());
+    let bar = progress_bar(ids.len() as u64, "frozen layers");
+    let hidden = frozen_hidden(&fast, &ids, tuner.first_layer(), &mut |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    drop(fast);
+    let h = emb.dim();
+    let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+    let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
+    let is_val: Vec<bool> = examples.iter().map(|e| fnv(&format!("{}{}", a.seed, e.source)) % 100 < a.val_percent).collect();
+    let train_idx: Vec<usize> = (0..examples.len()).filter(|&i| !is_val[i]).collect();
+    let val_idx: Vec<usize> = (0..examples.len()).filter(|&i| is_val[i]).collect();
+    let yv: Vec<usize> = val_idx.iter().map(|&i| y[i]).collect();
+    eprintln!("stance: fine-tuning on {} sentences, validating on {} (held out by source)", train_idx.len(), val_idx.len());
+    // Start the classifier from a logistic regression on the untuned vectors of the
+    // training split (the validation split stays unseen).
+    let (p0, v0) = tuner.predict(&hidden, &lens, &train_idx, h)?;
+    drop(p0);
+    let x0 = score::features(&v0, Features::Sentence);
+    let yt: Vec<usize> = train_idx.iter().map(|&i| y[i]).collect();
+    let init = train::fit_logistic(x0.view(), &yt, a.l2.unwrap_or(0.1), a.epochs);
+    tuner.set_head(&init.weights.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(), &init.bias.to_vec())?;
+    let mut opt = tuner.optimizer()?;
+    let mut rng = stance::util::Rng(a.seed);
+    let mut best: Option<(f32, usize, Vec<(String, candle_core::Tensor)>, (Vec<Vec<f32>>, Vec<f32>))> = None;
+    for epoch in 1..=cfg.epochs {
+        // Batches of similar length (little padding), visited in a seeded random order.
+        let mut order = train_idx.clone();
+        rng.shuffle(&mut order);
+        let mut batches: Vec<Vec<usize>> = order.chunks(cfg.batch * 8).flat_map(|big| {
+            let mut big = big.to_vec();
+            big.sort_by_key(|&i| lens[i]);
+            big.chunks(cfg.batch).map(|c| c.to_vec()).collect::<Vec<_>>()
+        }).collect();
+        rng.shuffle(&mut batches);
+        let order: Vec<usize> = batches.concat();
+        let t0 = Instant::now();
+        let loss = tuner.train_epoch(&mut opt, &hidden, &lens, &y, &order, h)?;
+        let (pv, _) = tuner.predict(&hidden, &lens, &val_idx, h)?;
+        let p = Array2::from_shape_vec((pv.len(), 3), pv.concat())?;
+        let m = Metrics::compute(&yv, &train::predict(&p), &p);
+        eprintln!("stance: epoch {epoch}: loss {loss:.4}, validation macro-F1 {:.3}, accuracy {:.3} ({:.0}s)", m.macro_f1, m.accuracy, t0.elapsed().as_secs_f64());
+        if best.as_ref().is_none_or(|b| m.macro_f1 > b.0) {
+            // Keep copies of the best epoch's parameters (early stopping on validation).
+            let tensors = tuner.tensors()?.into_iter().map(|(n, t)| (n, t.copy().expect("copy"))).collect();
+            best = Some((m.macro_f1, epoch, tensors, tuner.head()?));
+        }
+    }
+    let (best_f1, best_epoch, tensors, (hw, hb)) = best.expect("at least one epoch");
+    let variant = format!("{}+{}", resolved.variant, a.task.name());
+    let adapter_path = models::adapters_dir().join(format!("{variant}.safetensors"));
+    let sha = files_sha256(&a.data)?;
+    let mut meta = std::collections::HashMap::new();
+    for (k, v) in [
+        ("base", resolved.variant.clone()),
+        ("task", a.task.name().to_string()),
+        ("rank", cfg.rank.to_string()),
+        ("alpha", cfg.alpha.to_string()),
+        ("top_layers", cfg.top_layers.to_string()),
+        ("epochs", format!("{best_epoch} of {}", cfg.epochs)),
+        ("lr", cfg.lr.to_string()),
+        ("seed", a.seed.to_string()),
+        ("data", a.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",")),
+        ("data_sha256", sha.clone()),
+        ("validation_macro_f1", format!("{best_f1:.4}")),
+        ("train_seconds", format!("{:.0}", started.elapsed().as_secs_f64())),
+    ] {
+        meta.insert(k.to_string(), v);
+    }
+    save_adapter(&adapter_path, tensors, meta)?;
+    // The head: the classifier trained with the adapters, its temperature fitted on the
+    // validation split through the merged fast forward (what inference will run).
+    let tuned = Embedder::load(&models::resolve(&variant, false)?, &a.model.encoder_options())?;
+    let vval: Vec<&str> = val_idx.iter().map(|&i| examples[i].text.as_str()).collect();
+    let vecs = tuned.embed(&vval)?;
+    let x = score::features(&vecs, Features::Sentence);
+    let w = Array2::from_shape_vec((3, h), hw.concat())?;
+    let logits = x.dot(&w.t()) + &ndarray::Array1::from(hb.clone());
+    let temperature = train::fit_temperature(&logits, &yv);
+    let mut pv = logits / temperature;
+    score::softmax_rows(&mut pv);
+    let m = Metrics::compute(&yv, &train::predict(&pv), &pv);
+    let head = HeadFile {
+        format: score::HEAD_FORMAT.into(),
+        version: score::HEAD_VERSION,
+        kind: "linear".into(),
+        task: a.task,
+        labels: a.task.labels().iter().map(|s| s.to_string()).collect(),
+        encoder: variant.clone(),
+        dim: h,
+        features: Features::Sentence,
+        weights: hw,
+        bias: hb,
+        temperature,
+        descriptions: None,
+        training: Training { files: a.data.iter().map(|p| p.display().to_string()).collect(), examples: train_idx.len(), sha256: sha, l2: 0.0, seed: a.seed },
+        validation: Some(Validation { data: format!("{}% of sources held out", a.val_percent), examples: yv.len(), accuracy: m.accuracy, macro_f1: m.macro_f1 }),
+    };
+    let head_path = a.out.clone().unwrap_or_else(|| score::heads_dir().join(format!("{}-linear.{variant}.json", a.task.name())));
+    head.save(&head_path)?;
+    println!(
+        "wrote {} and {} (validation macro-F1 {:.3} through the merged forward; {:.0}s on {} threads)",
+        adapter_path.display(),
+        head_path.display(),
+        m.macro_f1,
+        started.elapsed().as_secs_f64(),
         rayon::current_num_threads()
     );
     Ok(0)

@@ -62,7 +62,7 @@ pub fn read_article(path: &Path, opts: &ReadOptions) -> Result<Article> {
         return Err(Error::input(&name, format!("input is over the limit of {} bytes (raise it with --max-bytes)", opts.max_bytes)));
     }
     let (text, warnings) = decode_text(&name, &bytes, opts.lossy)?;
-    if text.trim().is_empty() {
+    if is_blank(&text) {
         return Err(Error::input(&name, "empty: no text to score"));
     }
     Ok(Article { id: name, text, warnings })
@@ -72,8 +72,10 @@ pub fn read_article(path: &Path, opts: &ReadOptions) -> Result<Article> {
 /// data, and refuses invalid UTF-8 unless `lossy`.
 pub fn decode_text(name: &str, bytes: &[u8], lossy: bool) -> Result<(String, Vec<String>)> {
     let mut warnings = Vec::new();
-    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return decode_text(name, rest, lossy);
+    let mut bytes = bytes;
+    // Byte-order marks (some tools write several): drop them without recursion.
+    while let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        bytes = rest;
     }
     for (bom, le) in [([0xFFu8, 0xFE], true), ([0xFE, 0xFF], false)] {
         if let Some(rest) = bytes.strip_prefix(&bom) {
@@ -106,6 +108,12 @@ pub fn decode_text(name: &str, bytes: &[u8], lossy: bool) -> Result<(String, Vec
             format!("not valid UTF-8 (first bad byte at offset {}); re-encode it as UTF-8 or pass --lossy", e.valid_up_to()),
         )),
     }
+}
+
+/// Nothing but whitespace, including the invisible format characters (zero-width
+/// spaces and joiners, word joiner, BOM) that `str::trim` keeps.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'))
 }
 
 /// Binary if the first 8 KiB hold a NUL byte or many C0 control characters other than

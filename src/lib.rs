@@ -15,6 +15,7 @@ pub mod data;
 pub mod encode;
 pub mod error;
 pub mod eval;
+pub mod finetune;
 pub mod input;
 pub mod models;
 pub mod npy;

@@ -64,6 +64,27 @@ pub struct ResolvedModel {
     /// The variant name recorded in heads and reports (a path for `--model PATH`).
     pub variant: String,
     pub files: ModelFiles,
+    /// A fine-tuned adapter merged into the base at load (`BASE+NAME` variants).
+    pub adapter: Option<PathBuf>,
+}
+
+/// Tuned variants with an adapter on disk (`BASE+NAME`), whose base is present.
+pub fn adapter_variants() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(adapters_dir())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".safetensors")).map(str::to_string))
+        .filter(|v| v.split_once('+').is_some_and(|(base, _)| matches!(local_files(base), Ok(Some(_)))))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Where committed adapters live (`models/adapters/BASE+NAME.safetensors`).
+pub fn adapters_dir() -> PathBuf {
+    let local = PathBuf::from("models/adapters");
+    if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("models/adapters") }
 }
 
 pub struct VariantInfo {
@@ -154,6 +175,16 @@ fn unknown_variant(name: &str) -> String {
 /// Resolves `--model`: a variant name (fetched on first use) or a local directory in
 /// Hugging Face layout.
 pub fn resolve(spec: &str, fetch_if_missing: bool) -> Result<ResolvedModel> {
+    if let Some((base, _)) = spec.split_once('+') {
+        let adapter = adapters_dir().join(format!("{spec}.safetensors"));
+        if !adapter.is_file() {
+            return Err(Error::model(&adapter, format!("no adapter for variant {spec}: train one with `stance train --finetune`")));
+        }
+        let mut r = resolve(base, fetch_if_missing)?;
+        r.variant = spec.to_string();
+        r.adapter = Some(adapter);
+        return Ok(r);
+    }
     let path = Path::new(spec);
     if spec.contains('/') || spec.contains('\\') || path.is_dir() {
         if !path.is_dir() {
@@ -165,16 +196,16 @@ pub fn resolve(spec: &str, fetch_if_missing: bool) -> Result<ResolvedModel> {
                 return Err(Error::model(&p, "missing: a model directory needs config.json, tokenizer.json and model.safetensors"));
             }
         }
-        return Ok(ResolvedModel { variant: spec.trim_end_matches('/').to_string(), files });
+        return Ok(ResolvedModel { variant: spec.trim_end_matches('/').to_string(), files, adapter: None });
     }
     if let Some(files) = local_files(spec)? {
-        return Ok(ResolvedModel { variant: spec.to_string(), files });
+        return Ok(ResolvedModel { variant: spec.to_string(), files, adapter: None });
     }
     if !fetch_if_missing {
         return Err(Error::Fetch(format!("model {spec} is not in the cache {}; run `stance models fetch {spec}`", stance_home().display())));
     }
     let files = fetch(spec)?;
-    Ok(ResolvedModel { variant: spec.to_string(), files })
+    Ok(ResolvedModel { variant: spec.to_string(), files, adapter: None })
 }
 
 /// Fetches a variant into the cache; a no-op if it is already there.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ndarray::Axis;
+use ndarray::{Array2, Axis};
 use serde::Serialize;
 
 use crate::aggregate::{self, Judgment, Pull};
@@ -118,8 +118,10 @@ impl Scorer {
     }
 
     pub fn judge(&self, id: &str, lang: &str, sents: &[Sentence], vecs: &[Vec<f32>]) -> ArticleResult {
-        let st = self.stance.predict_proba(score::features(vecs, self.stance.features()).view());
-        let se = self.sentiment.predict_proba(score::features(vecs, self.sentiment.features()).view());
+        let dim = self.embedder.dim();
+        let features = |kind| if vecs.is_empty() { Array2::zeros((0, dim * 2)) } else { score::features(vecs, kind) };
+        let st = self.stance.predict_proba(features(self.stance.features()).view());
+        let se = self.sentiment.predict_proba(features(self.sentiment.features()).view());
         let mut counts = LabelCounts::default();
         for l in Task::Stance.labels() {
             counts.stance.insert(l, 0);

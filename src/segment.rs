@@ -117,7 +117,7 @@ fn iso639_1(lang: whatlang::Lang) -> &'static str {
 
 pub fn collapse_whitespace(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for word in s.split(|c: char| c.is_whitespace() || c == '\u{200B}' || c == '\u{FEFF}') {
+    for word in s.split(is_space) {
         if word.is_empty() {
             continue;
         }
@@ -130,7 +130,7 @@ pub fn collapse_whitespace(s: &str) -> String {
 }
 
 fn is_space(c: char) -> bool {
-    c.is_whitespace() || c == '\u{200B}' || c == '\u{FEFF}'
+    c.is_whitespace() || matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
 
 fn trim_span(text: &str, start: usize, end: usize) -> (usize, usize) {

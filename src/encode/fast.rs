@@ -165,21 +165,10 @@ impl FastBert {
     }
 }
 
-impl Encoder for FastBert {
-    fn dim(&self) -> usize {
-        self.h
-    }
-    fn max_len(&self) -> usize {
-        self.max_pos
-    }
-    fn vocab_size(&self) -> usize {
-        self.vocab
-    }
-    fn backend(&self) -> &'static str {
-        "fast-cpu"
-    }
-
-    fn forward(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+impl FastBert {
+    /// Packed hidden states [tokens, h] after the first `upto` layers, and each
+    /// sequence's (offset, length) in them.
+    pub fn hidden_states(&self, batch: &[&[u32]], upto: usize) -> Result<(Vec<f32>, Vec<(usize, usize)>)> {
         let h = self.h;
         let mut spans = Vec::with_capacity(batch.len());
         let mut n = 0;
@@ -203,7 +192,7 @@ impl Encoder for FastBert {
             }
             kernels::layer_norm(row, &self.eln_w, &self.eln_b, self.eps);
         });
-        for l in &self.layers {
+        for l in &self.layers[..upto.min(self.layers.len())] {
             let qkv = self.linear(&x, n, h, &l.wqkv, &l.bqkv);
             let ctx = self.attention(&qkv, &spans);
             drop(qkv);
@@ -214,6 +203,53 @@ impl Encoder for FastBert {
             let fo = self.linear(&fi, n, self.ffn, &l.wfo, &l.bfo);
             x.par_chunks_mut(h).zip(fo.par_chunks(h)).for_each(|(xr, fr)| kernels::add_layer_norm(xr, fr, &l.oln_w, &l.oln_b, self.eps));
         }
+        Ok((x, spans))
+    }
+
+    pub fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Adds a low-rank update to one weight matrix of one layer (`q`, `k`, `v`, `ao`,
+    /// `fi`, `fo`): W += delta, with delta [out, in] row-major. Used to merge adapters,
+    /// so a tuned variant runs exactly as fast as the base.
+    pub fn add_to_weight(&mut self, layer: usize, name: &str, delta: &[f32]) -> Result<()> {
+        let h = self.h;
+        let l = self.layers.get_mut(layer).ok_or_else(|| Error::Usage(format!("no layer {layer}")))?;
+        let target: &mut [f32] = match name {
+            "q" => &mut l.wqkv[..h * h],
+            "k" => &mut l.wqkv[h * h..2 * h * h],
+            "v" => &mut l.wqkv[2 * h * h..],
+            "ao" => &mut l.wao,
+            "fi" => &mut l.wfi,
+            "fo" => &mut l.wfo,
+            other => return Err(Error::Usage(format!("unknown matrix {other}"))),
+        };
+        if target.len() != delta.len() {
+            return Err(Error::Usage(format!("adapter for l{layer}.{name} has {} values, the matrix {}", delta.len(), target.len())));
+        }
+        target.iter_mut().zip(delta).for_each(|(w, d)| *w += d);
+        Ok(())
+    }
+}
+
+impl Encoder for FastBert {
+    fn dim(&self) -> usize {
+        self.h
+    }
+    fn max_len(&self) -> usize {
+        self.max_pos
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+    fn backend(&self) -> &'static str {
+        "fast-cpu"
+    }
+
+    fn forward(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let h = self.h;
+        let (x, spans) = self.hidden_states(batch, self.layers.len())?;
         Ok(spans
             .iter()
             .map(|&(o, len)| {

@@ -132,13 +132,19 @@ impl Embedder {
                     Backend::Auto => device.is_cpu(),
                 };
                 let image = e5s1::E5s1::open(weights)?;
-                let enc: Box<dyn Encoder> = if use_fast {
-                    Box::new(fast::FastBert::from_e5s1(&image)?)
+                let enc: Box<dyn Encoder> = if use_fast || model.adapter.is_some() {
+                    // Adapters are merged into the fast forward's weights.
+                    let mut f = fast::FastBert::from_e5s1(&image)?;
+                    if let Some(a) = &model.adapter {
+                        crate::finetune::merge_adapter(&mut f, a)?;
+                    }
+                    Box::new(f)
                 } else {
                     Box::new(candle_bert::CandleBert::from_e5s1(&image, &device)?)
                 };
                 (enc, tokenizer.clone())
             }
+            _ if model.adapter.is_some() => return Err(Error::Usage(format!("{}: adapters apply to E5S1 variants only", model.variant))),
             ModelFiles::HfDir(dir) => (Box::new(candle_bert::CandleBert::from_hf_dir(dir, &device)?) as Box<dyn Encoder>, dir.join("tokenizer.json")),
             ModelFiles::Static { table, tokenizer } => (Box::new(static_emb::StaticEmbedding::load(table)?) as Box<dyn Encoder>, tokenizer.clone()),
         };

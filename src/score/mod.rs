@@ -109,6 +109,12 @@ impl HeadFile {
         if labels != self.task.labels() {
             return Err(Error::head(path, format!("labels {labels:?} do not match the {} task", self.task.name())));
         }
+        if self.dim == 0 || self.dim > 1 << 16 {
+            return Err(Error::head(path, format!("dim {} is out of range", self.dim)));
+        }
+        if self.kind == "prototype" && self.features != Features::Sentence {
+            return Err(Error::head(path, "a prototype head reads sentence features only"));
+        }
         let in_dim = self.input_dim();
         if self.weights.len() != 3 || self.weights.iter().any(|r| r.len() != in_dim) || self.bias.len() != 3 {
             return Err(Error::head(path, format!("weights must be 3 × {in_dim} and bias 3")));
@@ -158,6 +164,9 @@ impl HeadFile {
 pub struct LinearHead(pub HeadFile);
 
 pub(crate) fn affine_softmax(hf: &HeadFile, x: ArrayView2<f32>) -> Array2<f32> {
+    if x.nrows() == 0 {
+        return Array2::zeros((0, 3));
+    }
     let w = Array2::from_shape_vec((3, hf.input_dim()), hf.weights.concat()).expect("checked shape");
     let mut logits = x.dot(&w.t());
     for mut row in logits.axis_iter_mut(Axis(0)) {

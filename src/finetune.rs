@@ -1,0 +1,321 @@
+//! Fine-tuning the encoder for stance, in candle, on the CPU: LoRA adapters on the
+//! attention and FFN matrices of the top layers, trained end to end with cross-entropy
+//! through a classifier on the pooled vector; the base stays frozen.
+//!
+//! The frozen bottom layers run once per sentence in the fast forward and their output
+//! is kept, so each epoch only runs the top layers forward and backward. The adapters
+//! are saved as a small safetensors file and merged into the weights at load time
+//! (W += (α/r)·B·A), so the tuned variant is exactly as fast as the base.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+use crate::encode::e5s1::E5s1;
+use crate::encode::fast::FastBert;
+use crate::error::{Error, Result};
+use crate::util::Rng;
+
+pub const MATRICES: [&str; 6] = ["q", "k", "v", "ao", "fi", "fo"];
+
+#[derive(Debug, Clone)]
+pub struct TuneConfig {
+    /// How many of the top layers get adapters.
+    pub top_layers: usize,
+    pub rank: usize,
+    pub alpha: f32,
+    pub lr: f64,
+    pub epochs: usize,
+    pub batch: usize,
+    pub seed: u64,
+}
+
+impl Default for TuneConfig {
+    fn default() -> Self {
+        TuneConfig { top_layers: 4, rank: 8, alpha: 16.0, lr: 2e-3, epochs: 4, batch: 16, seed: 42 }
+    }
+}
+
+struct FrozenLayer {
+    w: HashMap<&'static str, (Tensor, Tensor)>, // weight [out, in], bias [out]
+    aln: (Tensor, Tensor),
+    oln: (Tensor, Tensor),
+}
+
+/// The adapters of one matrix: A [r, in] and B [out, r].
+struct Lora {
+    a: Var,
+    b: Var,
+}
+
+pub struct Tuner {
+    layers: Vec<FrozenLayer>,
+    lora: Vec<HashMap<&'static str, Lora>>,
+    head_w: Var,
+    head_b: Var,
+    cfg: TuneConfig,
+    heads: usize,
+    eps: f64,
+    first_layer: usize,
+}
+
+fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+    xc.broadcast_div(&(var + eps)?.sqrt()?)?.broadcast_mul(w)?.broadcast_add(b)
+}
+
+impl Tuner {
+    pub fn new(image: &E5s1, cfg: TuneConfig) -> Result<Self> {
+        let c = image.config;
+        let dev = Device::Cpu;
+        let first_layer = c.layers - cfg.top_layers.min(c.layers);
+        let mut rng = Rng(cfg.seed);
+        let mut layers = Vec::new();
+        let mut lora = Vec::new();
+        for l in first_layer..c.layers {
+            let t = |n: &str, shape: &[usize]| -> Result<Tensor> { Ok(Tensor::from_vec(image.f32(&format!("l{l}.{n}"))?, shape, &dev)?) };
+            let mut w = HashMap::new();
+            let mut ad = HashMap::new();
+            for m in MATRICES {
+                let (out, inp) = match m {
+                    "fi" => (c.ffn, c.hidden),
+                    "fo" => (c.hidden, c.ffn),
+                    _ => (c.hidden, c.hidden),
+                };
+                w.insert(m, (t(&format!("{m}.w"), &[out, inp])?, t(&format!("{m}.b"), &[out])?));
+                // A: small random (Kaiming-like), B: zero, so training starts at the base model.
+                let bound = 1.0 / (inp as f32).sqrt();
+                let a: Vec<f32> = (0..cfg.rank * inp).map(|_| (rng.below(2_000_001) as f32 / 1_000_000.0 - 1.0) * bound).collect();
+                ad.insert(
+                    m,
+                    Lora { a: Var::from_tensor(&Tensor::from_vec(a, (cfg.rank, inp), &dev)?)?, b: Var::from_tensor(&Tensor::zeros((out, cfg.rank), DType::F32, &dev)?)? },
+                );
+            }
+            layers.push(FrozenLayer { w, aln: (t("aln.w", &[c.hidden])?, t("aln.b", &[c.hidden])?), oln: (t("oln.w", &[c.hidden])?, t("oln.b", &[c.hidden])?) });
+            lora.push(ad);
+        }
+        Ok(Tuner {
+            layers,
+            lora,
+            head_w: Var::from_tensor(&Tensor::zeros((3, c.hidden), DType::F32, &dev)?)?,
+            head_b: Var::from_tensor(&Tensor::zeros(3, DType::F32, &dev)?)?,
+            cfg,
+            heads: c.heads,
+            eps: c.layer_norm_eps as f64,
+            first_layer,
+        })
+    }
+
+    /// Starts the classifier from given weights (a logistic regression fitted on the
+    /// frozen vectors), so tuning refines a good head instead of growing one from zero.
+    pub fn set_head(&self, w: &[Vec<f32>], b: &[f32]) -> Result<()> {
+        let h = w[0].len();
+        self.head_w.set(&Tensor::from_vec(w.concat(), (3, h), &Device::Cpu)?)?;
+        self.head_b.set(&Tensor::from_vec(b.to_vec(), 3, &Device::Cpu)?)?;
+        Ok(())
+    }
+
+    pub fn first_layer(&self) -> usize {
+        self.first_layer
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        let mut v: Vec<Var> = self.lora.iter().flat_map(|m| MATRICES.iter().flat_map(|k| [m[k].a.clone(), m[k].b.clone()])).collect();
+        v.push(self.head_w.clone());
+        v.push(self.head_b.clone());
+        v
+    }
+
+    fn linear(&self, x: &Tensor, layer: usize, m: &str) -> candle_core::Result<Tensor> {
+        let (w, b) = &self.layers[layer].w[m];
+        let lo = &self.lora[layer][m];
+        let scale = (self.cfg.alpha / self.cfg.rank as f32) as f64;
+        let base = x.broadcast_matmul(&w.t()?)?.broadcast_add(b)?;
+        let delta = x.broadcast_matmul(&lo.a.as_tensor().t()?)?.broadcast_matmul(&lo.b.as_tensor().t()?)?;
+        base + (delta * scale)?
+    }
+
+    /// Pooled unit vectors [B, h] of a padded batch of hidden states [B, T, h].
+    pub fn pooled(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let d = h / self.heads;
+        let bias = ((mask.ones_like()? - mask)? * -1e9f64)?.reshape((b, 1, 1, t))?;
+        let mut x = x.clone();
+        for l in 0..self.layers.len() {
+            let split = |y: Tensor| y.reshape((b, t, self.heads, d))?.transpose(1, 2)?.contiguous();
+            let q = split(self.linear(&x, l, "q")?)?;
+            let k = split(self.linear(&x, l, "k")?)?;
+            let v = split(self.linear(&x, l, "v")?)?;
+            let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(&bias)?;
+            let p = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let ctx = p.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
+            let ao = self.linear(&ctx, l, "ao")?;
+            let fl = &self.layers[l];
+            x = layer_norm(&(x + ao)?, &fl.aln.0, &fl.aln.1, self.eps)?;
+            let fi = self.linear(&x, l, "fi")?.gelu_erf()?;
+            let fo = self.linear(&fi, l, "fo")?;
+            x = layer_norm(&(x + fo)?, &fl.oln.0, &fl.oln.1, self.eps)?;
+        }
+        let m = mask.unsqueeze(2)?;
+        let pooled = x.broadcast_mul(&m)?.sum(1)?.broadcast_div(&m.sum(1)?)?;
+        pooled.broadcast_div(&pooled.sqr()?.sum_keepdim(1)?.sqrt()?)
+    }
+
+    /// Logits of the classifier: a cosine classifier with a fixed scale, so the head's
+    /// weights stay well conditioned while the encoder moves.
+    pub fn logits(&self, pooled: &Tensor) -> candle_core::Result<Tensor> {
+        pooled.matmul(&self.head_w.as_tensor().t()?)?.broadcast_add(self.head_b.as_tensor())
+    }
+
+    /// One optimisation pass over `order` (indices into `hidden`) in batches.
+    pub fn train_epoch(&self, opt: &mut AdamW, hidden: &[Vec<f32>], lens: &[usize], y: &[usize], order: &[usize], h: usize) -> Result<f32> {
+        let mut total = 0f32;
+        let mut n = 0;
+        for idx in order.chunks(self.cfg.batch) {
+            let (x, mask) = pad(hidden, lens, idx, h)?;
+            let target = Tensor::from_vec(idx.iter().map(|&i| y[i] as u32).collect::<Vec<_>>(), idx.len(), &Device::Cpu)?;
+            let logits = self.logits(&self.pooled(&x, &mask)?)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &target)?;
+            opt.backward_step(&loss)?;
+            total += loss.to_scalar::<f32>()? * idx.len() as f32;
+            n += idx.len();
+        }
+        Ok(total / n.max(1) as f32)
+    }
+
+    pub fn optimizer(&self) -> Result<AdamW> {
+        Ok(AdamW::new(self.vars(), ParamsAdamW { lr: self.cfg.lr, weight_decay: 0.0, ..Default::default() })?)
+    }
+
+    /// Probabilities [n, 3] for cached hidden states, in batches.
+    pub fn predict(&self, hidden: &[Vec<f32>], lens: &[usize], idx: &[usize], h: usize) -> Result<(Vec<[f32; 3]>, Vec<Vec<f32>>)> {
+        let mut probs = Vec::new();
+        let mut vecs = Vec::new();
+        for part in idx.chunks(64) {
+            let (x, mask) = pad(hidden, lens, part, h)?;
+            let pooled = self.pooled(&x, &mask)?;
+            let p = candle_nn::ops::softmax(&self.logits(&pooled)?, D::Minus1)?.to_vec2::<f32>()?;
+            probs.extend(p.into_iter().map(|r| [r[0], r[1], r[2]]));
+            vecs.extend(pooled.to_vec2::<f32>()?);
+        }
+        Ok((probs, vecs))
+    }
+
+    /// The adapters as named tensors (`l{N}.{m}.lora_a` / `.lora_b`) plus the head.
+    pub fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        for (k, m) in self.lora.iter().enumerate() {
+            let l = self.first_layer + k;
+            for name in MATRICES {
+                out.push((format!("l{l}.{name}.lora_a"), m[name].a.as_tensor().clone()));
+                out.push((format!("l{l}.{name}.lora_b"), m[name].b.as_tensor().clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn head(&self) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
+        Ok((self.head_w.as_tensor().to_vec2::<f32>()?, self.head_b.as_tensor().to_vec1::<f32>()?))
+    }
+}
+
+fn pad(hidden: &[Vec<f32>], lens: &[usize], idx: &[usize], h: usize) -> Result<(Tensor, Tensor)> {
+    let t = idx.iter().map(|&i| lens[i]).max().unwrap_or(1);
+    let mut x = vec![0f32; idx.len() * t * h];
+    let mut mask = vec![0f32; idx.len() * t];
+    for (r, &i) in idx.iter().enumerate() {
+        x[r * t * h..r * t * h + lens[i] * h].copy_from_slice(&hidden[i]);
+        mask[r * t..r * t + lens[i]].iter_mut().for_each(|m| *m = 1.0);
+    }
+    Ok((Tensor::from_vec(x, (idx.len(), t, h), &Device::Cpu)?, Tensor::from_vec(mask, (idx.len(), t), &Device::Cpu)?))
+}
+
+/// Hidden states after the frozen layers, one [len × h] block per sentence.
+pub fn frozen_hidden(fast: &FastBert, ids: &[Vec<u32>], upto: usize, progress: &mut dyn FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+    let mut out = vec![Vec::new(); ids.len()];
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| ids[i].len());
+    for part in order.chunks(64) {
+        let batch: Vec<&[u32]> = part.iter().map(|&i| ids[i].as_slice()).collect();
+        let (x, spans) = fast.hidden_states(&batch, upto)?;
+        let h = x.len() / spans.iter().map(|s| s.1).sum::<usize>().max(1);
+        for (&i, &(o, l)) in part.iter().zip(&spans) {
+            out[i] = x[o * h..(o + l) * h].to_vec();
+        }
+        progress(part.len());
+    }
+    Ok(out)
+}
+
+/// Loads an adapter file and merges it into a fast forward: W += (α/r)·B·A.
+pub fn merge_adapter(fast: &mut FastBert, path: &Path) -> Result<AdapterInfo> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let get = |k: &str| meta.get(k).cloned().ok_or_else(|| Error::model(path, format!("adapter metadata has no {k}")));
+    let rank: usize = get("rank")?.parse().map_err(|_| Error::model(path, "bad rank"))?;
+    let alpha: f32 = get("alpha")?.parse().map_err(|_| Error::model(path, "bad alpha"))?;
+    let info = AdapterInfo { base: get("base")?, rank, alpha };
+    let scale = alpha / rank as f32;
+    let read = |name: &str| -> Result<(Vec<f32>, Vec<usize>)> {
+        let t = st.tensor(name).map_err(|_| Error::model(path, format!("missing tensor {name}")))?;
+        if t.dtype() != safetensors::Dtype::F32 {
+            return Err(Error::model(path, format!("{name} is not f32")));
+        }
+        Ok((t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(), t.shape().to_vec()))
+    };
+    let mut names: Vec<String> = st.names().into_iter().filter(|n| n.ends_with(".lora_a")).map(|n| n.to_string()).collect();
+    names.sort();
+    for an in names {
+        let stem = an.trim_end_matches(".lora_a");
+        let (layer, m) = stem.trim_start_matches('l').split_once('.').ok_or_else(|| Error::model(path, format!("bad tensor name {an}")))?;
+        let layer: usize = layer.parse().map_err(|_| Error::model(path, format!("bad tensor name {an}")))?;
+        let (a, ash) = read(&an)?;
+        let (b, bsh) = read(&format!("{stem}.lora_b"))?;
+        if ash.len() != 2 || bsh.len() != 2 || ash[0] != rank || bsh[1] != rank {
+            return Err(Error::model(path, format!("{stem}: shapes {ash:?} and {bsh:?} do not fit rank {rank}")));
+        }
+        let (out, inp) = (bsh[0], ash[1]);
+        let mut delta = vec![0f32; out * inp];
+        for o in 0..out {
+            for r in 0..rank {
+                let bv = b[o * rank + r] * scale;
+                if bv == 0.0 {
+                    continue;
+                }
+                let arow = &a[r * inp..(r + 1) * inp];
+                delta[o * inp..(o + 1) * inp].iter_mut().zip(arow).for_each(|(d, x)| *d += bv * x);
+            }
+        }
+        fast.add_to_weight(layer, m, &delta).map_err(|e| Error::model(path, e.to_string()))?;
+    }
+    Ok(info)
+}
+
+#[derive(Debug, Clone)]
+pub struct AdapterInfo {
+    pub base: String,
+    pub rank: usize,
+    pub alpha: f32,
+}
+
+pub fn save_adapter(path: &Path, tensors: Vec<(String, Tensor)>, meta: HashMap<String, String>) -> Result<()> {
+    let data: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .into_iter()
+        .map(|(n, t)| -> Result<_> {
+            let v = t.flatten_all()?.to_vec1::<f32>()?;
+            Ok((n, v.iter().flat_map(|x| x.to_le_bytes()).collect(), t.dims().to_vec()))
+        })
+        .collect::<Result<_>>()?;
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(n, b, s)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("sizes match")))
+        .collect();
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::model(path, e.to_string()))?;
+    crate::util::write_atomic(path, &bytes)
+}
