@@ -95,6 +95,12 @@ enum ModelsCmd {
     List,
     /// Fetch a variant into the cache (default: e5-small-q4).
     Fetch { name: Option<String> },
+    /// Make e5-small-static: a static token-embedding table distilled from e5-small-q4.
+    Distill {
+        /// Pieces per forward batch.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -332,6 +338,22 @@ fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
                 let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
                 println!("{:<17} {:<8} {:>9}  adapter {} merged into its base at load", v, "yes", format!("{:.1} MB", size as f64 / 1e6), p.display());
             }
+            Ok(0)
+        }
+        ModelsCmd::Distill { batch } => {
+            let base = models::resolve(models::DEFAULT_VARIANT, true)?;
+            let models::ModelFiles::E5s1 { weights, tokenizer } = &base.files else { bail!("distillation needs the E5S1 base") };
+            let t0 = std::time::Instant::now();
+            let image = stance::encode::e5s1::E5s1::open(weights)?;
+            let fast = stance::encode::fast::FastBert::from_e5s1(&image)?;
+            let tok = stance::encode::load_tokenizer(tokenizer)?;
+            let bar = crate::commands::progress_bar(tok.get_vocab_size(true) as u64, "distilling");
+            let (table, vocab, dim) = stance::encode::static_emb::distill(&fast, &tok, batch, &mut |n| bar.inc(n as u64))?;
+            bar.finish_and_clear();
+            let models::ModelFiles::Static { table: out, .. } = models::static_files() else { unreachable!() };
+            let meta = [("base".to_string(), base.variant.clone()), ("weighting".to_string(), "SIF a=1e-3 on unigram probabilities".to_string())].into_iter().collect();
+            stance::encode::static_emb::save(&out, &table, vocab, dim, meta)?;
+            println!("e5-small-static: {vocab} × {dim} table in {} ({:.0}s)", out.display(), t0.elapsed().as_secs_f64());
             Ok(0)
         }
         ModelsCmd::Fetch { name } => {

@@ -54,13 +54,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 4)]
     top_layers: usize,
     /// Fine-tuning: adapter rank.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 4)]
     rank: usize,
     /// Fine-tuning: passes over the training data.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     tune_epochs: usize,
     /// Fine-tuning: learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 1e-3)]
     lr: f64,
 }
 
