@@ -15,6 +15,7 @@ pub struct Actor {
     pub kind: String,
 }
 
+#[derive(Debug)]
 pub struct Gazetteer {
     pub actors: Vec<Actor>,
     /// For each pattern, the actor it names.

@@ -129,8 +129,10 @@ pub fn collapse_whitespace(s: &str) -> String {
     out
 }
 
+/// Whitespace, plus zero-width space, word joiner and BOM. (Zero-width joiners stay
+/// text: they bind emoji sequences and Persian or Indic letters.)
 fn is_space(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    c.is_whitespace() || matches!(c, '\u{200B}' | '\u{2060}' | '\u{FEFF}')
 }
 
 fn trim_span(text: &str, start: usize, end: usize) -> (usize, usize) {
