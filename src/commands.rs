@@ -74,8 +74,8 @@ pub struct EvalArgs {
     /// Encoder variants, comma-separated (default: every variant present).
     #[arg(long, value_delimiter = ',')]
     variants: Vec<String>,
-    /// Heads, comma-separated (default: linear,context,prototype — those present).
-    #[arg(long, value_delimiter = ',', default_value = "linear,context,prototype")]
+    /// Heads, comma-separated (default: linear, context, prototype — those present).
+    #[arg(long, value_delimiter = ',')]
     heads: Vec<String>,
     #[arg(long, value_enum, default_value = "table")]
     format: EvalFormat,
@@ -98,7 +98,7 @@ pub struct BenchArgs {
     #[arg(long)]
     sentences: Option<usize>,
     /// Padded tokens per forward batch.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 1024)]
     batch_tokens: usize,
 }
 
@@ -335,10 +335,14 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
         let vecs = emb.embed(&texts)?;
         let speed = texts.len() as f64 / t0.elapsed().as_secs_f64();
         let peak = peak_memory_mb();
-        for h in &a.heads {
+        let explicit = !a.heads.is_empty();
+        let heads: Vec<String> = if explicit { a.heads.clone() } else { ["linear", "context", "prototype"].map(String::from).to_vec() };
+        for h in &heads {
             let path = score::head_path(h, a.task, &resolved.variant);
             if !path.is_file() {
-                notes.push(format!("no {h} head for {v} ({})", path.display()));
+                if explicit {
+                    notes.push(format!("no {h} head for {v} ({})", path.display()));
+                }
                 continue;
             }
             let (head, _) = score::load_head(h, a.task, &resolved.variant, emb.dim())?;

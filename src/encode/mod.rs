@@ -59,7 +59,7 @@ pub struct EncoderOptions {
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        EncoderOptions { device: "auto".into(), backend: Backend::Auto, batch_tokens: 4096 }
+        EncoderOptions { device: "auto".into(), backend: Backend::Auto, batch_tokens: 1024 }
     }
 }
 
