@@ -26,13 +26,42 @@ pub struct Gazetteer {
 /// The gazetteer shipped in `models/actors.tsv` (users extend it or pass their own).
 pub fn default_path() -> PathBuf {
     let local = PathBuf::from("models/actors.tsv");
-    if local.is_file() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("models/actors.tsv") }
+    if local.is_file() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/actors.tsv")
+    }
 }
 
 /// Pronouns that start a sentence about someone already named (it, en, fr, de, es).
 const PRONOUNS: &[&str] = &[
-    "Egli", "Lui", "Lei", "Esso", "Essa", "Essi", "Questi", "Quest’ultimo", "Quest'ultimo", "Quest’ultima", "Quest'ultima", "He", "She", "They", "It", "Il", "Elle",
-    "Ils", "Elles", "Er", "Sie", "Él", "Ella", "Ellos", "Ellas", "Ha", "Hanno",
+    "Egli",
+    "Lui",
+    "Lei",
+    "Esso",
+    "Essa",
+    "Essi",
+    "Questi",
+    "Quest’ultimo",
+    "Quest'ultimo",
+    "Quest’ultima",
+    "Quest'ultima",
+    "He",
+    "She",
+    "They",
+    "It",
+    "Il",
+    "Elle",
+    "Ils",
+    "Elles",
+    "Er",
+    "Sie",
+    "Él",
+    "Ella",
+    "Ellos",
+    "Ellas",
+    "Ha",
+    "Hanno",
 ];
 
 impl Gazetteer {
@@ -51,11 +80,22 @@ impl Gazetteer {
             }
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() != 3 {
-                return Err(Error::data(path, i + 1, format!("expected 3 tab-separated columns (actor, kind, aliases), found {}", f.len())));
+                return Err(Error::data(
+                    path,
+                    i + 1,
+                    format!("expected 3 tab-separated columns (actor, kind, aliases), found {}", f.len()),
+                ));
             }
             let idx = actors.len();
-            actors.push(Actor { name: f[0].trim().to_string(), kind: f[1].trim().to_string() });
-            for alias in std::iter::once(f[0]).chain(f[2].split('|')).map(str::trim).filter(|a| !a.is_empty()) {
+            actors.push(Actor {
+                name: f[0].trim().to_string(),
+                kind: f[1].trim().to_string(),
+            });
+            for alias in std::iter::once(f[0])
+                .chain(f[2].split('|'))
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+            {
                 patterns.push(alias.to_string());
                 owner.push(idx);
             }
@@ -121,6 +161,11 @@ mod tests {
         assert!(g.mentions("USAGE e DUE").is_empty());
         let a = g.attribute(&["Gli Stati Uniti rifiutano.", "Egli insiste.", "Nessuno risponde."]);
         assert_eq!(a, vec![vec![0], vec![0], vec![]]);
-        assert!(Gazetteer::parse(Path::new("bad.tsv"), "actor\tkind\taliases\nX\tstate\n").unwrap_err().to_string().contains("bad.tsv:2"));
+        assert!(
+            Gazetteer::parse(Path::new("bad.tsv"), "actor\tkind\taliases\nX\tstate\n")
+                .unwrap_err()
+                .to_string()
+                .contains("bad.tsv:2")
+        );
     }
 }

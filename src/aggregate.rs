@@ -50,7 +50,11 @@ impl Judgment {
         let values = [p[0], p[1], p[2]];
         let arg = (0..3).max_by(|&a, &b| values[a].total_cmp(&values[b])).unwrap();
         let labels = task.labels();
-        Judgment { label: labels[arg], score: values[2] - values[0], probs: Probs { labels, values } }
+        Judgment {
+            label: labels[arg],
+            score: values[2] - values[0],
+            probs: Probs { labels, values },
+        }
     }
 }
 
@@ -83,7 +87,11 @@ pub struct Pull {
 pub fn strongest(scores: &[f32], texts: &[&str], n: usize) -> (Vec<Pull>, Vec<Pull>) {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let pull = |i: usize| Pull { index: i, text: texts[i].to_string(), score: scores[i] };
+    let pull = |i: usize| Pull {
+        index: i,
+        text: texts[i].to_string(),
+        score: scores[i],
+    };
     let high = order.iter().copied().filter(|&i| scores[i] > 0.0).take(n).map(pull).collect();
     let low = order.iter().rev().copied().filter(|&i| scores[i] < 0.0).take(n).map(pull).collect();
     (high, low)

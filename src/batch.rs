@@ -19,10 +19,22 @@ use crate::segment::{self, Segmenter};
 /// One article to score: from a file, or a line of JSON Lines input.
 #[derive(Debug, Clone)]
 pub enum Item {
-    File { path: PathBuf, id: String, source: String },
-    Json { id: String, text: String, source: Option<String>, extra: Map<String, Value> },
+    File {
+        path: PathBuf,
+        id: String,
+        source: String,
+    },
+    Json {
+        id: String,
+        text: String,
+        source: Option<String>,
+        extra: Map<String, Value>,
+    },
     /// Input that could not even become an article (a bad JSON line).
-    Bad { id: String, error: String },
+    Bad {
+        id: String,
+        error: String,
+    },
 }
 
 impl Item {
@@ -55,13 +67,25 @@ pub fn list_files(inputs: &[PathBuf], glob: Option<&str>) -> Result<Vec<Item>> {
                 .collect();
             files.sort();
             for p in files {
-                let source = p.parent().and_then(|d| d.strip_prefix(root.parent().unwrap_or(Path::new(""))).ok()).map(|d| d.display().to_string()).unwrap_or_default();
-                out.push(Item::File { id: p.display().to_string(), path: p, source });
+                let source = p
+                    .parent()
+                    .and_then(|d| d.strip_prefix(root.parent().unwrap_or(Path::new(""))).ok())
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default();
+                out.push(Item::File {
+                    id: p.display().to_string(),
+                    path: p,
+                    source,
+                });
             }
         } else {
             // A named file is taken whatever its extension; a missing one becomes an error record.
             let source = root.parent().map(|d| d.display().to_string()).unwrap_or_default();
-            out.push(Item::File { id: root.display().to_string(), path: root.clone(), source });
+            out.push(Item::File {
+                id: root.display().to_string(),
+                path: root.clone(),
+                source,
+            });
         }
     }
     Ok(out)
@@ -78,7 +102,10 @@ pub fn read_jsonl(reader: impl BufRead, name: &str, warnings: &mut Vec<String>) 
         let line = match line {
             Ok(l) => l,
             Err(e) => {
-                out.push(Item::Bad { id: format!("{name}:{n}"), error: format!("{name}:{n}: cannot read: {e}") });
+                out.push(Item::Bad {
+                    id: format!("{name}:{n}"),
+                    error: format!("{name}:{n}: cannot read: {e}"),
+                });
                 break;
             }
         };
@@ -90,12 +117,18 @@ pub fn read_jsonl(reader: impl BufRead, name: &str, warnings: &mut Vec<String>) 
         let v: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
-                out.push(Item::Bad { id: format!("{name}:{n}"), error: format!("{name}:{n}: not valid JSON: {e}") });
+                out.push(Item::Bad {
+                    id: format!("{name}:{n}"),
+                    error: format!("{name}:{n}: not valid JSON: {e}"),
+                });
                 continue;
             }
         };
         let Value::Object(mut obj) = v else {
-            out.push(Item::Bad { id: format!("{name}:{n}"), error: format!("{name}:{n}: expected a JSON object") });
+            out.push(Item::Bad {
+                id: format!("{name}:{n}"),
+                error: format!("{name}:{n}: expected a JSON object"),
+            });
             continue;
         };
         let id = match obj.remove("id") {
@@ -125,9 +158,17 @@ pub fn read_jsonl(reader: impl BufRead, name: &str, warnings: &mut Vec<String>) 
         match obj.remove("text") {
             Some(Value::String(t)) => {
                 let source = obj.get("source").and_then(Value::as_str).map(str::to_string);
-                out.push(Item::Json { id, text: t, source, extra: obj });
+                out.push(Item::Json {
+                    id,
+                    text: t,
+                    source,
+                    extra: obj,
+                });
             }
-            _ => out.push(Item::Bad { id: id.clone(), error: format!("{name}:{n}: no \"text\" string field") }),
+            _ => out.push(Item::Bad {
+                id: id.clone(),
+                error: format!("{name}:{n}: no \"text\" string field"),
+            }),
         }
     }
     out
@@ -144,12 +185,38 @@ pub fn html_to_text(html: &str) -> String {
             Node::Text(t) => out.push_str(t),
             Node::Element(e) => {
                 let name = e.name();
-                if matches!(name, "script" | "style" | "noscript" | "template" | "head" | "svg" | "iframe" | "object") {
+                if matches!(
+                    name,
+                    "script" | "style" | "noscript" | "template" | "head" | "svg" | "iframe" | "object"
+                ) {
                     return;
                 }
                 let block = matches!(
                     name,
-                    "p" | "div" | "br" | "li" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "tr" | "section" | "article" | "header" | "footer" | "blockquote" | "ul" | "ol" | "table" | "title" | "figcaption" | "pre" | "hr" | "dd" | "dt"
+                    "p" | "div"
+                        | "br"
+                        | "li"
+                        | "h1"
+                        | "h2"
+                        | "h3"
+                        | "h4"
+                        | "h5"
+                        | "h6"
+                        | "tr"
+                        | "section"
+                        | "article"
+                        | "header"
+                        | "footer"
+                        | "blockquote"
+                        | "ul"
+                        | "ol"
+                        | "table"
+                        | "title"
+                        | "figcaption"
+                        | "pre"
+                        | "hr"
+                        | "dd"
+                        | "dt"
                 );
                 if block {
                     out.push('\n');
@@ -190,7 +257,10 @@ pub fn html_to_text(html: &str) -> String {
 /// Reads a file article, stripping HTML markup for .html/.htm files.
 pub fn read_item_text(path: &Path, opts: &ReadOptions) -> Result<String> {
     let a = input::read_article(path, opts)?;
-    let is_html = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+    let is_html = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
     let text = if is_html { html_to_text(&a.text) } else { a.text };
     if text.trim().is_empty() {
         return Err(Error::input(path, "no text left after removing the markup"));
@@ -201,7 +271,9 @@ pub fn read_item_text(path: &Path, opts: &ReadOptions) -> Result<String> {
 /// Which shard an article belongs to: a stable hash of its id, so a slice is the same
 /// whatever the order or the machine.
 pub fn shard_of(id: &str, n: usize) -> usize {
-    let h = id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let h = id
+        .bytes()
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
     (h % n as u64) as usize
 }
 
@@ -230,7 +302,13 @@ pub fn score_chunk(
                 if text.trim().is_empty() {
                     Err(Error::input(id, "empty: no text to score"))
                 } else if text.len() as u64 > opts.read.max_bytes {
-                    Err(Error::input(id, format!("text is over the limit of {} bytes (raise it with --max-bytes)", opts.read.max_bytes)))
+                    Err(Error::input(
+                        id,
+                        format!(
+                            "text is over the limit of {} bytes (raise it with --max-bytes)",
+                            opts.read.max_bytes
+                        ),
+                    ))
                 } else {
                     Ok(text.clone())
                 }
@@ -243,7 +321,14 @@ pub fn score_chunk(
                 if sents.is_empty() {
                     records[k] = Some(error_record(item, "no sentences found"));
                 } else if sents.len() > opts.max_sentences {
-                    records[k] = Some(error_record(item, &format!("{} sentences, over the limit of {} (raise it with --max-sentences)", sents.len(), opts.max_sentences)));
+                    records[k] = Some(error_record(
+                        item,
+                        &format!(
+                            "{} sentences, over the limit of {} (raise it with --max-sentences)",
+                            sents.len(),
+                            opts.max_sentences
+                        ),
+                    ));
                 } else {
                     prepared.push((k, item.id().to_string(), seg.language_of(&t), sents));
                 }
@@ -251,7 +336,10 @@ pub fn score_chunk(
             Err(e) => records[k] = Some(error_record(item, &e.to_string())),
         }
     }
-    let arts: Vec<(String, String, Vec<segment::Sentence>)> = prepared.iter().map(|(_, id, lang, s)| (id.clone(), lang.clone(), s.clone())).collect();
+    let arts: Vec<(String, String, Vec<segment::Sentence>)> = prepared
+        .iter()
+        .map(|(_, id, lang, s)| (id.clone(), lang.clone(), s.clone()))
+        .collect();
     let (results, fresh) = scorer.score(&arts, cache, &mut |_| {})?;
     let mut sentences = 0;
     for ((k, ..), r) in prepared.iter().zip(results) {
@@ -270,7 +358,11 @@ pub fn score_chunk(
         add_item_fields(obj, &items[*k]);
         records[*k] = Some(v);
     }
-    Ok((records.into_iter().map(|r| r.expect("every item has a record")).collect(), fresh, sentences))
+    Ok((
+        records.into_iter().map(|r| r.expect("every item has a record")).collect(),
+        fresh,
+        sentences,
+    ))
 }
 
 fn add_item_fields(obj: &mut Map<String, Value>, item: &Item) {

@@ -94,7 +94,9 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
 }
 
 fn report_format(out: Option<&Path>, format: Option<BatchFormat>) -> BatchFormat {
-    format.or_else(|| out.and_then(BatchFormat::from_path)).unwrap_or(BatchFormat::Jsonl)
+    format
+        .or_else(|| out.and_then(BatchFormat::from_path))
+        .unwrap_or(BatchFormat::Jsonl)
 }
 
 /// Appends JSON Lines to a file, flushing after each chunk so a crash or Ctrl-C keeps
@@ -147,9 +149,24 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         explain: 3,
     })?;
     let gaz_path = a.actors.clone().unwrap_or_else(actors::default_path);
-    let gazetteer = if gaz_path.is_file() || a.actors.is_some() { Some(Gazetteer::load(&gaz_path)?) } else { None };
-    let mut cache = if a.no_cache { None } else { Some(stance::cache::VectorCache::open(&scorer.embedder.variant, scorer.embedder.dim())?) };
-    let opts = BatchOptions { read: ReadOptions { max_bytes: a.max_bytes, lossy: a.lossy }, lang: a.lang.clone(), max_sentences: a.max_sentences };
+    let gazetteer = if gaz_path.is_file() || a.actors.is_some() {
+        Some(Gazetteer::load(&gaz_path)?)
+    } else {
+        None
+    };
+    let mut cache = if a.no_cache {
+        None
+    } else {
+        Some(stance::cache::VectorCache::open(&scorer.embedder.variant, scorer.embedder.dim())?)
+    };
+    let opts = BatchOptions {
+        read: ReadOptions {
+            max_bytes: a.max_bytes,
+            lossy: a.lossy,
+        },
+        lang: a.lang.clone(),
+        max_sentences: a.max_sentences,
+    };
 
     // JSON Lines output streams into OUT.partial, renamed when the run completes.
     let partial = match (&a.out, format) {
@@ -175,7 +192,10 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         indicatif::ProgressBar::hidden()
     } else {
         let b = indicatif::ProgressBar::new(items.len() as u64);
-        b.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} articles {msg} ({eta} left)").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} articles {msg} ({eta} left)")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
         b
     };
     let mut records: Vec<Value> = Vec::new();
@@ -205,7 +225,10 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         bar.set_message(format!("{sentences} sentences, {rate:.0}/s"));
         bar.set_position(done as u64);
         if !tty && !a.quiet && last_log.elapsed().as_secs() >= 10 {
-            eprintln!("stance: {done}/{} articles, {sentences} sentences, {rate:.0} sentences/s", items.len());
+            eprintln!(
+                "stance: {done}/{} articles, {sentences} sentences, {rate:.0} sentences/s",
+                items.len()
+            );
             last_log = Instant::now();
         }
     }
@@ -216,8 +239,15 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         eprintln!("stance: error: {}", r["error"].as_str().unwrap_or(""));
     }
     if interrupted.load(Ordering::SeqCst) {
-        let kept = partial.as_ref().or(a.stream.as_ref()).map(|p| format!(" finished articles are in {}", p.display())).unwrap_or_default();
-        eprintln!("stance: interrupted after {done} of {} articles;{kept}; the report was not written; a re-run reuses the cached vectors", items.len());
+        let kept = partial
+            .as_ref()
+            .or(a.stream.as_ref())
+            .map(|p| format!(" finished articles are in {}", p.display()))
+            .unwrap_or_default();
+        eprintln!(
+            "stance: interrupted after {done} of {} articles;{kept}; the report was not written; a re-run reuses the cached vectors",
+            items.len()
+        );
         return Ok(130);
     }
     let records = report_batch::normalise(records);
@@ -239,18 +269,31 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     let from_cache = sentences.saturating_sub(fresh);
     if !a.quiet {
         eprintln!(
-            "stance: scored {scored} articles ({sentences} sentences), {} errors; embedded {fresh} new sentences, {from_cache} from the cache; {:.1}s{}",
+            "stance: scored {scored} articles ({sentences} sentences), {} errors; embedded {fresh} new sentences, {from_cache} from the cache; {:.1}s, {:.1} articles/s{}",
             n_errors,
             started.elapsed().as_secs_f64(),
+            records.len() as f64 / started.elapsed().as_secs_f64().max(1e-9),
             a.out.as_ref().map(|o| format!("; wrote {}", o.display())).unwrap_or_default()
         );
     }
-    Ok(if n_errors == 0 { 0 } else if scored > 0 { 2 } else { 1 })
+    Ok(if n_errors == 0 {
+        0
+    } else if scored > 0 {
+        2
+    } else {
+        1
+    })
 }
 
 pub fn report(cmd: ReportCmd) -> Result<i32> {
     match cmd {
-        ReportCmd::Merge { files, out, format, sentences, html_texts } => {
+        ReportCmd::Merge {
+            files,
+            out,
+            format,
+            sentences,
+            html_texts,
+        } => {
             let mut all = Vec::new();
             for f in &files {
                 all.extend(report_batch::read_records(f)?);
@@ -258,7 +301,12 @@ pub fn report(cmd: ReportCmd) -> Result<i32> {
             let records = report_batch::normalise(all);
             let bytes = report_batch::render(&records, report_format(Some(&out), format), sentences, html_texts)?;
             stance::util::write_atomic(&out, &bytes)?;
-            eprintln!("stance: merged {} records from {} files into {}", records.len(), files.len(), out.display());
+            eprintln!(
+                "stance: merged {} records from {} files into {}",
+                records.len(),
+                files.len(),
+                out.display()
+            );
             Ok(0)
         }
     }

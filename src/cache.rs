@@ -32,10 +32,25 @@ pub fn text_key(text: &str) -> [u8; 32] {
 
 impl VectorCache {
     pub fn open(variant: &str, dim: usize) -> Result<Self> {
-        let safe: String = variant.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '+' { c } else { '_' }).collect();
+        let safe: String = variant
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '+' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let dir = crate::models::stance_home().join("vectors").join(safe);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let mut cache = VectorCache { dir, dim, map: HashMap::new(), writer: None, ignored: 0 };
+        let mut cache = VectorCache {
+            dir,
+            dim,
+            map: HashMap::new(),
+            writer: None,
+            ignored: 0,
+        };
         cache.load()?;
         Ok(cache)
     }
@@ -68,7 +83,10 @@ impl VectorCache {
                     break;
                 }
                 let key: [u8; 32] = body[..32].try_into().unwrap();
-                let v = body[32..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+                let v = body[32..]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect();
                 self.map.insert(key, v);
             }
         }
@@ -94,11 +112,20 @@ impl VectorCache {
             return Ok(());
         }
         if self.writer.is_none() {
-            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
             let path = self.dir.join(format!("{}-{nanos}.vec", std::process::id()));
-            let f = File::options().create_new(true).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+            let f = File::options()
+                .create_new(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
             let mut w = BufWriter::new(f);
-            w.write_all(MAGIC).and_then(|_| w.write_all(&(self.dim as u32).to_le_bytes())).map_err(|e| Error::io(&path, e))?;
+            w.write_all(MAGIC)
+                .and_then(|_| w.write_all(&(self.dim as u32).to_le_bytes()))
+                .map_err(|e| Error::io(&path, e))?;
             self.writer = Some(w);
         }
         let w = self.writer.as_mut().unwrap();
@@ -111,7 +138,9 @@ impl VectorCache {
             body.extend_from_slice(&key);
             v.iter().for_each(|x| body.extend_from_slice(&x.to_le_bytes()));
             let crc = crc32fast::hash(&body);
-            w.write_all(&body).and_then(|_| w.write_all(&crc.to_le_bytes())).map_err(|e| Error::io(&self.dir, e))?;
+            w.write_all(&body)
+                .and_then(|_| w.write_all(&crc.to_le_bytes()))
+                .map_err(|e| Error::io(&self.dir, e))?;
             self.map.insert(key, v.to_vec());
         }
         w.flush().map_err(|e| Error::io(&self.dir, e))?;

@@ -14,7 +14,11 @@ use stance::models;
 use stance::segment::{self, Segmenter};
 
 #[derive(Parser)]
-#[command(name = "stance", version, about = "Stance (regulation ↔ openness) and sentiment of news articles, sentence by sentence")]
+#[command(
+    name = "stance",
+    version,
+    about = "Stance (regulation ↔ openness) and sentiment of news articles, sentence by sentence"
+)]
 struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -189,14 +193,31 @@ pub fn run() -> i32 {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Segment { files, read, format } => cmd_segment(&files, &read, format),
-        Cmd::Embed { files, read, model, format, out } => cmd_embed(&files, &read, &model, format, out.as_deref()),
-        Cmd::Classify { files, read, model, heads, format, explain, no_cache } => cmd_classify(&files, &read, &model, &heads, format, explain, no_cache),
+        Cmd::Embed {
+            files,
+            read,
+            model,
+            format,
+            out,
+        } => cmd_embed(&files, &read, &model, format, out.as_deref()),
+        Cmd::Classify {
+            files,
+            read,
+            model,
+            heads,
+            format,
+            explain,
+            no_cache,
+        } => cmd_classify(&files, &read, &model, &heads, format, explain, no_cache),
         Cmd::Train(a) => crate::commands::train(a),
         Cmd::Eval(a) => crate::commands::eval(a),
         Cmd::Bench(a) => crate::commands::bench(a),
@@ -207,11 +228,18 @@ fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 fn read_opts(r: &ReadArgs) -> ReadOptions {
-    ReadOptions { max_bytes: r.max_bytes, lossy: r.lossy }
+    ReadOptions {
+        max_bytes: r.max_bytes,
+        lossy: r.lossy,
+    }
 }
 
 fn inputs(files: &[PathBuf]) -> Vec<PathBuf> {
-    if files.is_empty() { vec![PathBuf::from("-")] } else { files.to_vec() }
+    if files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        files.to_vec()
+    }
 }
 
 /// Reads and splits every input; a bad file is reported and skipped, the others go on.
@@ -225,7 +253,11 @@ fn read_all(files: &[PathBuf], r: &ReadArgs) -> (Vec<(input::Article, Vec<segmen
                 for w in &a.warnings {
                     eprintln!("stance: warning: {w}");
                 }
-                let sents = if r.lines { segment::lines_as_sentences(&a.text) } else { seg.segment(&a.text) };
+                let sents = if r.lines {
+                    segment::lines_as_sentences(&a.text)
+                } else {
+                    seg.segment(&a.text)
+                };
                 if sents.is_empty() {
                     eprintln!("stance: error: {}: no sentences found", a.id);
                     failed += 1;
@@ -260,7 +292,10 @@ fn cmd_segment(files: &[PathBuf], r: &ReadArgs, format: SegFormat) -> Result<i32
             match format {
                 SegFormat::Text => writeln!(out, "{}\t{}\t{}-{}\t{}", a.id, s.index, s.start, s.end, s.text)?,
                 SegFormat::Jsonl => {
-                    serde_json::to_writer(&mut out, &serde_json::json!({"file": a.id, "index": s.index, "start": s.start, "end": s.end, "text": s.text}))?;
+                    serde_json::to_writer(
+                        &mut out,
+                        &serde_json::json!({"file": a.id, "index": s.index, "start": s.start, "end": s.end, "text": s.text}),
+                    )?;
                     writeln!(out)?;
                 }
             }
@@ -272,7 +307,11 @@ fn cmd_segment(files: &[PathBuf], r: &ReadArgs, format: SegFormat) -> Result<i32
 
 impl ModelArgs {
     pub fn encoder_options(&self) -> EncoderOptions {
-        EncoderOptions { device: self.device.clone(), backend: self.backend, ..Default::default() }
+        EncoderOptions {
+            device: self.device.clone(),
+            backend: self.backend,
+            ..Default::default()
+        }
     }
 }
 
@@ -280,7 +319,13 @@ pub fn load_embedder(m: &ModelArgs) -> Result<Embedder> {
     let resolved = models::resolve(&m.model, true)?;
     let t0 = std::time::Instant::now();
     let emb = Embedder::load(&resolved, &m.encoder_options())?;
-    tracing::info!("model {} loaded in {:.2}s ({} on {})", resolved.variant, t0.elapsed().as_secs_f64(), emb.backend(), emb.device);
+    tracing::info!(
+        "model {} loaded in {:.2}s ({} on {})",
+        resolved.variant,
+        t0.elapsed().as_secs_f64(),
+        emb.backend(),
+        emb.device
+    );
     Ok(emb)
 }
 
@@ -336,13 +381,21 @@ fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
             for v in models::adapter_variants() {
                 let p = models::adapters_dir().join(format!("{v}.safetensors"));
                 let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                println!("{:<17} {:<8} {:>9}  adapter {} merged into its base at load", v, "yes", format!("{:.1} MB", size as f64 / 1e6), p.display());
+                println!(
+                    "{:<17} {:<8} {:>9}  adapter {} merged into its base at load",
+                    v,
+                    "yes",
+                    format!("{:.1} MB", size as f64 / 1e6),
+                    p.display()
+                );
             }
             Ok(0)
         }
         ModelsCmd::Distill { batch } => {
             let base = models::resolve(models::DEFAULT_VARIANT, true)?;
-            let models::ModelFiles::E5s1 { weights, tokenizer } = &base.files else { bail!("distillation needs the E5S1 base") };
+            let models::ModelFiles::E5s1 { weights, tokenizer } = &base.files else {
+                bail!("distillation needs the E5S1 base")
+            };
             let t0 = std::time::Instant::now();
             let image = stance::encode::e5s1::E5s1::open(weights)?;
             let fast = stance::encode::fast::FastBert::from_e5s1(&image)?;
@@ -350,22 +403,45 @@ fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
             let bar = crate::commands::progress_bar(tok.get_vocab_size(true) as u64, "distilling");
             let (table, vocab, dim) = stance::encode::static_emb::distill(&fast, &tok, batch, &mut |n| bar.inc(n as u64))?;
             bar.finish_and_clear();
-            let models::ModelFiles::Static { table: out, .. } = models::static_files() else { unreachable!() };
-            let meta = [("base".to_string(), base.variant.clone()), ("weighting".to_string(), "SIF a=1e-3 on unigram probabilities".to_string())].into_iter().collect();
+            let models::ModelFiles::Static { table: out, .. } = models::static_files() else {
+                unreachable!()
+            };
+            let meta = [
+                ("base".to_string(), base.variant.clone()),
+                ("weighting".to_string(), "SIF a=1e-3 on unigram probabilities".to_string()),
+            ]
+            .into_iter()
+            .collect();
             stance::encode::static_emb::save(&out, &table, vocab, dim, meta)?;
-            println!("e5-small-static: {vocab} × {dim} table in {} ({:.0}s)", out.display(), t0.elapsed().as_secs_f64());
+            println!(
+                "e5-small-static: {vocab} × {dim} table in {} ({:.0}s)",
+                out.display(),
+                t0.elapsed().as_secs_f64()
+            );
             Ok(0)
         }
         ModelsCmd::Fetch { name } => {
             let name = name.unwrap_or_else(|| models::DEFAULT_VARIANT.into());
             let files = models::fetch(&name)?;
-            println!("{name}: ready ({:.1} MB) in {}", files.size() as f64 / 1e6, files.paths()[0].parent().unwrap_or(Path::new(".")).display());
+            println!(
+                "{name}: ready ({:.1} MB) in {}",
+                files.size() as f64 / 1e6,
+                files.paths()[0].parent().unwrap_or(Path::new(".")).display()
+            );
             Ok(0)
         }
     }
 }
 
-fn cmd_classify(files: &[PathBuf], r: &ReadArgs, m: &ModelArgs, h: &HeadArgs, format: Option<Format>, explain: usize, no_cache: bool) -> Result<i32> {
+fn cmd_classify(
+    files: &[PathBuf],
+    r: &ReadArgs,
+    m: &ModelArgs,
+    h: &HeadArgs,
+    format: Option<Format>,
+    explain: usize,
+    no_cache: bool,
+) -> Result<i32> {
     let (arts, failed) = read_all(files, r);
     if arts.is_empty() {
         bail!("no input could be read");
@@ -378,13 +454,27 @@ fn cmd_classify(files: &[PathBuf], r: &ReadArgs, m: &ModelArgs, h: &HeadArgs, fo
         explain: explain.max(3),
     };
     let scorer = Scorer::load(&opts)?;
-    tracing::info!("encoder {} ({}), heads {} and {}", scorer.embedder.variant, scorer.embedder.backend(), scorer.stance_path.display(), scorer.sentiment_path.display());
-    let mut cache = if no_cache { None } else { Some(stance::cache::VectorCache::open(&scorer.embedder.variant, scorer.embedder.dim())?) };
+    tracing::info!(
+        "encoder {} ({}), heads {} and {}",
+        scorer.embedder.variant,
+        scorer.embedder.backend(),
+        scorer.stance_path.display(),
+        scorer.sentiment_path.display()
+    );
+    let mut cache = if no_cache {
+        None
+    } else {
+        Some(stance::cache::VectorCache::open(&scorer.embedder.variant, scorer.embedder.dim())?)
+    };
     let seg = Segmenter::new(&r.lang);
     let items: Vec<(String, String, Vec<segment::Sentence>)> =
         arts.into_iter().map(|(a, s)| (a.id.clone(), seg.language_of(&a.text), s)).collect();
     let (results, _) = scorer.score(&items, cache.as_mut(), &mut |_| {})?;
-    let format = format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Jsonl });
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     stance::report::write(&mut out, format, &results, explain)?;
     out.flush()?;

@@ -111,7 +111,8 @@ enum EvalFormat {
 
 /// Stable 64-bit FNV-1a hash, for splitting by source independently of the platform.
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    s.bytes()
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
 /// Sentence or context features for labeled examples: neighbours are the previous and
@@ -137,7 +138,11 @@ fn example_features(examples: &[Example], vecs: &[Vec<f32>], kind: Features) -> 
 }
 
 fn embed_examples(emb: &Embedder, examples: &[Example], use_cache: bool) -> Result<Vec<Vec<f32>>> {
-    let mut cache = if use_cache { Some(VectorCache::open(&emb.variant, emb.dim())?) } else { None };
+    let mut cache = if use_cache {
+        Some(VectorCache::open(&emb.variant, emb.dim())?)
+    } else {
+        None
+    };
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let bar = progress_bar(texts.len() as u64, "embedding");
     let (v, fresh) = embed_cached(emb, cache.as_mut(), &texts, &mut |n| bar.inc(n as u64))?;
@@ -153,7 +158,8 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} sentences ({per_sec}, {eta} left)").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} sentences ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(what.to_string());
     bar
@@ -184,7 +190,10 @@ pub fn train(a: TrainArgs) -> Result<i32> {
         seed: a.seed,
     };
     let variant_short = resolved.variant.rsplit('/').next().unwrap_or(&resolved.variant).to_string();
-    let out = a.out.clone().unwrap_or_else(|| score::heads_dir().join(format!("{}-{}.{}.json", a.task.name(), a.head, variant_short)));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| score::heads_dir().join(format!("{}-{}.{}.json", a.task.name(), a.head, variant_short)));
     let head = match a.head.as_str() {
         "prototype" => {
             let descriptions = prototype::descriptions(a.task);
@@ -199,14 +208,26 @@ pub fn train(a: TrainArgs) -> Result<i32> {
             hf.temperature = train::fit_temperature(&logits, &y);
             let p = hf.clone().into_head().predict_proba(x.view());
             let m = Metrics::compute(&y, &train::predict(&p), &p);
-            hf.validation = Some(Validation { data: training.files.join(", "), examples: y.len(), accuracy: m.accuracy, macro_f1: m.macro_f1 });
+            hf.validation = Some(Validation {
+                data: training.files.join(", "),
+                examples: y.len(),
+                accuracy: m.accuracy,
+                macro_f1: m.macro_f1,
+            });
             hf.training = training;
             hf
         }
         "linear" | "context" => {
-            let kind = if a.head == "context" { Features::Context } else { Features::Sentence };
+            let kind = if a.head == "context" {
+                Features::Context
+            } else {
+                Features::Sentence
+            };
             let x = example_features(&examples, &vecs, kind);
-            let is_val: Vec<bool> = examples.iter().map(|e| fnv(&format!("{}{}", a.seed, e.source)) % 100 < a.val_percent).collect();
+            let is_val: Vec<bool> = examples
+                .iter()
+                .map(|e| fnv(&format!("{}{}", a.seed, e.source)) % 100 < a.val_percent)
+                .collect();
             let pick = |val: bool| -> (Array2<f32>, Vec<usize>) {
                 let idx: Vec<usize> = (0..examples.len()).filter(|&i| is_val[i] == val).collect();
                 (x.select(ndarray::Axis(0), &idx), idx.iter().map(|&i| y[i]).collect())
@@ -214,9 +235,17 @@ pub fn train(a: TrainArgs) -> Result<i32> {
             let (xt, yt) = pick(false);
             let (xv, yv) = pick(true);
             if yv.len() < 10 || yt.len() < 10 {
-                bail!("too few examples to hold out a validation split ({} train, {} validation)", yt.len(), yv.len());
+                bail!(
+                    "too few examples to hold out a validation split ({} train, {} validation)",
+                    yt.len(),
+                    yv.len()
+                );
             }
-            eprintln!("stance: training on {} examples, validating on {} (held out by source)", yt.len(), yv.len());
+            eprintln!(
+                "stance: training on {} examples, validating on {} (held out by source)",
+                yt.len(),
+                yv.len()
+            );
             let l2 = match a.l2 {
                 Some(l) => l,
                 None => train::select_l2(xt.view(), &yt, xv.view(), &yv, &[1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0], a.epochs).0,
@@ -227,7 +256,10 @@ pub fn train(a: TrainArgs) -> Result<i32> {
             let mut pv = lv / temperature;
             score::softmax_rows(&mut pv);
             let m = Metrics::compute(&yv, &train::predict(&pv), &pv);
-            eprintln!("stance: l2 {l2}, temperature {temperature:.3}, validation macro-F1 {:.3}, accuracy {:.3}, ECE {:.3}", m.macro_f1, m.accuracy, m.ece);
+            eprintln!(
+                "stance: l2 {l2}, temperature {temperature:.3}, validation macro-F1 {:.3}, accuracy {:.3}, ECE {:.3}",
+                m.macro_f1, m.accuracy, m.ece
+            );
             // Refit on everything with the chosen strength; keep the fitted temperature.
             let f = train::fit_logistic(x.view(), &y, l2, a.epochs);
             HeadFile {
@@ -244,7 +276,12 @@ pub fn train(a: TrainArgs) -> Result<i32> {
                 temperature,
                 descriptions: None,
                 training: Training { l2, ..training },
-                validation: Some(Validation { data: format!("{}% of sources held out", a.val_percent), examples: yv.len(), accuracy: m.accuracy, macro_f1: m.macro_f1 }),
+                validation: Some(Validation {
+                    data: format!("{}% of sources held out", a.val_percent),
+                    examples: yv.len(),
+                    accuracy: m.accuracy,
+                    macro_f1: m.macro_f1,
+                }),
             }
         }
         other => bail!("unknown head kind {other:?} (linear, context, prototype)"),
@@ -300,7 +337,11 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
     let examples = data::load_many(&a.data, a.task)?;
     let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
     let variants: Vec<String> = if a.variants.is_empty() {
-        let mut v: Vec<String> = models::variants().iter().filter(|v| matches!(models::local_files(v.name), Ok(Some(_)))).map(|v| v.name.to_string()).collect();
+        let mut v: Vec<String> = models::variants()
+            .iter()
+            .filter(|v| matches!(models::local_files(v.name), Ok(Some(_))))
+            .map(|v| v.name.to_string())
+            .collect();
         v.extend(models::adapter_variants());
         v
     } else {
@@ -329,14 +370,25 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
     for v in &variants {
         reset_peak_memory();
         let resolved = models::resolve(v, true)?;
-        let emb = Embedder::load(&resolved, &stance::encode::EncoderOptions { device: a.device.clone(), backend: a.backend, ..Default::default() })?;
+        let emb = Embedder::load(
+            &resolved,
+            &stance::encode::EncoderOptions {
+                device: a.device.clone(),
+                backend: a.backend,
+                ..Default::default()
+            },
+        )?;
         let t0 = Instant::now();
         let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
         let vecs = emb.embed(&texts)?;
         let speed = texts.len() as f64 / t0.elapsed().as_secs_f64();
         let peak = peak_memory_mb();
         let explicit = !a.heads.is_empty();
-        let heads: Vec<String> = if explicit { a.heads.clone() } else { ["linear", "context", "prototype"].map(String::from).to_vec() };
+        let heads: Vec<String> = if explicit {
+            a.heads.clone()
+        } else {
+            ["linear", "context", "prototype"].map(String::from).to_vec()
+        };
         for h in &heads {
             let path = score::head_path(h, a.task, &resolved.variant);
             if !path.is_file() {
@@ -363,7 +415,10 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
     let data_names: Vec<String> = a.data.iter().map(|p| p.display().to_string()).collect();
     match a.format {
         EvalFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &serde_json::json!({"task": a.task, "data": data_names, "examples": y.len(), "rows": rows}))?;
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({"task": a.task, "data": data_names, "examples": y.len(), "rows": rows}),
+            )?;
             writeln!(out)?;
         }
         EvalFormat::Table | EvalFormat::Md => {
@@ -387,7 +442,12 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
                 })
                 .collect();
             write_grid(&mut out, &cols, &cells, md)?;
-            let langs: Vec<String> = rows.iter().flat_map(|r| r.per_language.keys().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            let langs: Vec<String> = rows
+                .iter()
+                .flat_map(|r| r.per_language.keys().cloned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
             if !langs.is_empty() {
                 writeln!(out, "\nmacro-F1 per language\n")?;
                 let mut cols2 = vec!["variant".to_string(), "head".to_string()];
@@ -396,7 +456,11 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
                     .iter()
                     .map(|r| {
                         let mut c = vec![r.variant.clone(), r.head.clone()];
-                        c.extend(langs.iter().map(|l| r.per_language.get(l).map_or("-".into(), |m| format!("{:.3} ({})", m.macro_f1, m.n))));
+                        c.extend(
+                            langs
+                                .iter()
+                                .map(|l| r.per_language.get(l).map_or("-".into(), |m| format!("{:.3} ({})", m.macro_f1, m.n))),
+                        );
                         c
                     })
                     .collect();
@@ -406,11 +470,21 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
             if a.detail {
                 let labels = a.task.labels();
                 for r in rows.iter().skip(1) {
-                    writeln!(out, "\n{} / {}: per class (precision, recall, F1, support) and confusion (rows gold, columns predicted)\n", r.variant, r.head)?;
+                    writeln!(
+                        out,
+                        "\n{} / {}: per class (precision, recall, F1, support) and confusion (rows gold, columns predicted)\n",
+                        r.variant, r.head
+                    )?;
                     let cells3: Vec<Vec<String>> = (0..3)
                         .map(|k| {
                             let c = &r.metrics.per_class[k];
-                            let mut row = vec![labels[k].to_string(), format!("{:.3}", c.precision), format!("{:.3}", c.recall), format!("{:.3}", c.f1), c.support.to_string()];
+                            let mut row = vec![
+                                labels[k].to_string(),
+                                format!("{:.3}", c.precision),
+                                format!("{:.3}", c.recall),
+                                format!("{:.3}", c.f1),
+                                c.support.to_string(),
+                            ];
                             row.extend(r.metrics.confusion[k].iter().map(|n| n.to_string()));
                             row
                         })
@@ -437,8 +511,23 @@ fn write_grid(out: &mut impl Write, cols: &[&str], rows: &[Vec<String>], md: boo
         }
         return Ok(());
     }
-    let widths: Vec<usize> = (0..cols.len()).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([cols[i].chars().count()]).max().unwrap()).collect();
-    let line = |cells: Vec<&str>| cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect::<Vec<_>>().join("  ");
+    let widths: Vec<usize> = (0..cols.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([cols[i].chars().count()])
+                .max()
+                .unwrap()
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
     writeln!(out, "{}", line(cols.to_vec()))?;
     for r in rows {
         writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
@@ -496,7 +585,9 @@ fn finetune(a: TrainArgs) -> Result<i32> {
     let started = Instant::now();
     let examples = data::load_many(&a.data, a.task)?;
     let resolved = models::resolve(&a.model.model, true)?;
-    let models::ModelFiles::E5s1 { weights, .. } = &resolved.files else { bail!("--finetune needs an E5S1 variant (e5-small-q4)") };
+    let models::ModelFiles::E5s1 { weights, .. } = &resolved.files else {
+        bail!("--finetune needs an E5S1 variant (e5-small-q4)")
+    };
     if resolved.adapter.is_some() {
         bail!("--finetune starts from a base variant, not {}", resolved.variant);
     }
@@ -506,10 +597,31 @@ fn finetune(a: TrainArgs) -> Result<i32> {
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let ids = emb.tokenize(&texts)?;
     // Sentences longer than the model are cut to their first window for training only.
-    let ids: Vec<Vec<u32>> = ids.into_iter().map(|mut v| { if v.len() > 512 { let eos = *v.last().unwrap(); v.truncate(511); v.push(eos); } v }).collect();
-    let cfg = TuneConfig { top_layers: a.top_layers, rank: a.rank, lr: a.lr, epochs: a.tune_epochs, seed: a.seed, ..Default::default() };
+    let ids: Vec<Vec<u32>> = ids
+        .into_iter()
+        .map(|mut v| {
+            if v.len() > 512 {
+                let eos = *v.last().unwrap();
+                v.truncate(511);
+                v.push(eos);
+            }
+            v
+        })
+        .collect();
+    let cfg = TuneConfig {
+        top_layers: a.top_layers,
+        rank: a.rank,
+        lr: a.lr,
+        epochs: a.tune_epochs,
+        seed: a.seed,
+        ..Default::default()
+    };
     let tuner = Tuner::new(&image, cfg.clone())?;
-    eprintln!("stance: running the frozen layers 0..{} once for {} sentences", tuner.first_layer(), ids.len());
+    eprintln!(
+        "stance: running the frozen layers 0..{} once for {} sentences",
+        tuner.first_layer(),
+        ids.len()
+    );
     let bar = progress_bar(ids.len() as u64, "frozen layers");
     let hidden = frozen_hidden(&fast, &ids, tuner.first_layer(), &mut |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
@@ -517,11 +629,18 @@ fn finetune(a: TrainArgs) -> Result<i32> {
     let h = emb.dim();
     let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
     let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
-    let is_val: Vec<bool> = examples.iter().map(|e| fnv(&format!("{}{}", a.seed, e.source)) % 100 < a.val_percent).collect();
+    let is_val: Vec<bool> = examples
+        .iter()
+        .map(|e| fnv(&format!("{}{}", a.seed, e.source)) % 100 < a.val_percent)
+        .collect();
     let train_idx: Vec<usize> = (0..examples.len()).filter(|&i| !is_val[i]).collect();
     let val_idx: Vec<usize> = (0..examples.len()).filter(|&i| is_val[i]).collect();
     let yv: Vec<usize> = val_idx.iter().map(|&i| y[i]).collect();
-    eprintln!("stance: fine-tuning on {} sentences, validating on {} (held out by source)", train_idx.len(), val_idx.len());
+    eprintln!(
+        "stance: fine-tuning on {} sentences, validating on {} (held out by source)",
+        train_idx.len(),
+        val_idx.len()
+    );
     // Start the classifier from a logistic regression on the untuned vectors of the
     // training split (the validation split stays unseen).
     let (p0, v0) = tuner.predict(&hidden, &lens, &train_idx, h)?;
@@ -529,7 +648,10 @@ fn finetune(a: TrainArgs) -> Result<i32> {
     let x0 = score::features(&v0, Features::Sentence);
     let yt: Vec<usize> = train_idx.iter().map(|&i| y[i]).collect();
     let init = train::fit_logistic(x0.view(), &yt, a.l2.unwrap_or(0.1), a.epochs);
-    tuner.set_head(&init.weights.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(), &init.bias.to_vec())?;
+    tuner.set_head(
+        &init.weights.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+        &init.bias.to_vec(),
+    )?;
     let mut opt = tuner.optimizer()?;
     let mut rng = stance::util::Rng(a.seed);
     let mut best: Option<(f32, usize, Vec<(String, candle_core::Tensor)>, (Vec<Vec<f32>>, Vec<f32>))> = None;
@@ -537,11 +659,14 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         // Batches of similar length (little padding), visited in a seeded random order.
         let mut order = train_idx.clone();
         rng.shuffle(&mut order);
-        let mut batches: Vec<Vec<usize>> = order.chunks(cfg.batch * 8).flat_map(|big| {
-            let mut big = big.to_vec();
-            big.sort_by_key(|&i| lens[i]);
-            big.chunks(cfg.batch).map(|c| c.to_vec()).collect::<Vec<_>>()
-        }).collect();
+        let mut batches: Vec<Vec<usize>> = order
+            .chunks(cfg.batch * 8)
+            .flat_map(|big| {
+                let mut big = big.to_vec();
+                big.sort_by_key(|&i| lens[i]);
+                big.chunks(cfg.batch).map(|c| c.to_vec()).collect::<Vec<_>>()
+            })
+            .collect();
         rng.shuffle(&mut batches);
         let order: Vec<usize> = batches.concat();
         let t0 = Instant::now();
@@ -549,7 +674,12 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         let (pv, _) = tuner.predict(&hidden, &lens, &val_idx, h)?;
         let p = Array2::from_shape_vec((pv.len(), 3), pv.concat())?;
         let m = Metrics::compute(&yv, &train::predict(&p), &p);
-        eprintln!("stance: epoch {epoch}: loss {loss:.4}, validation macro-F1 {:.3}, accuracy {:.3} ({:.0}s)", m.macro_f1, m.accuracy, t0.elapsed().as_secs_f64());
+        eprintln!(
+            "stance: epoch {epoch}: loss {loss:.4}, validation macro-F1 {:.3}, accuracy {:.3} ({:.0}s)",
+            m.macro_f1,
+            m.accuracy,
+            t0.elapsed().as_secs_f64()
+        );
         if best.as_ref().is_none_or(|b| m.macro_f1 > b.0) {
             // Keep copies of the best epoch's parameters (early stopping on validation).
             let tensors = tuner.tensors()?.into_iter().map(|(n, t)| (n, t.copy().expect("copy"))).collect();
@@ -603,10 +733,24 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         bias: hb,
         temperature,
         descriptions: None,
-        training: Training { files: a.data.iter().map(|p| p.display().to_string()).collect(), examples: train_idx.len(), sha256: sha, l2: 0.0, seed: a.seed },
-        validation: Some(Validation { data: format!("{}% of sources held out", a.val_percent), examples: yv.len(), accuracy: m.accuracy, macro_f1: m.macro_f1 }),
+        training: Training {
+            files: a.data.iter().map(|p| p.display().to_string()).collect(),
+            examples: train_idx.len(),
+            sha256: sha,
+            l2: 0.0,
+            seed: a.seed,
+        },
+        validation: Some(Validation {
+            data: format!("{}% of sources held out", a.val_percent),
+            examples: yv.len(),
+            accuracy: m.accuracy,
+            macro_f1: m.macro_f1,
+        }),
     };
-    let head_path = a.out.clone().unwrap_or_else(|| score::heads_dir().join(format!("{}-linear.{variant}.json", a.task.name())));
+    let head_path = a
+        .out
+        .clone()
+        .unwrap_or_else(|| score::heads_dir().join(format!("{}-linear.{variant}.json", a.task.name())));
     head.save(&head_path)?;
     println!(
         "wrote {} and {} (validation macro-F1 {:.3} through the merged forward; {:.0}s on {} threads)",

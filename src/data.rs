@@ -51,7 +51,16 @@ const HEADER: [&str; 6] = ["id", "lang", "stance", "sentiment", "text", "source"
 
 fn umsab_lang(path: &Path) -> String {
     let stem = path.file_name().and_then(|s| s.to_str()).unwrap_or("").to_lowercase();
-    for (name, code) in [("italian", "it"), ("english", "en"), ("french", "fr"), ("german", "de"), ("spanish", "es"), ("portuguese", "pt"), ("arabic", "ar"), ("hindi", "hi")] {
+    for (name, code) in [
+        ("italian", "it"),
+        ("english", "en"),
+        ("french", "fr"),
+        ("german", "de"),
+        ("spanish", "es"),
+        ("portuguese", "pt"),
+        ("arabic", "ar"),
+        ("hindi", "hi"),
+    ] {
         if stem.starts_with(name) {
             return code.into();
         }
@@ -79,16 +88,39 @@ pub fn load(path: &Path, task: Task) -> Result<Vec<Example>> {
         for (i, line) in lines {
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() != 6 {
-                return Err(Error::data(path, i + 1, format!("expected 6 tab-separated columns, found {}", f.len())));
+                return Err(Error::data(
+                    path,
+                    i + 1,
+                    format!("expected 6 tab-separated columns, found {}", f.len()),
+                ));
             }
             let label = task.label_index(f[col].trim()).ok_or_else(|| {
-                Error::data(path, i + 1, format!("unknown {} label {:?} (expected one of {})", task.name(), f[col], task.labels().join(", ")))
+                Error::data(
+                    path,
+                    i + 1,
+                    format!(
+                        "unknown {} label {:?} (expected one of {})",
+                        task.name(),
+                        f[col],
+                        task.labels().join(", ")
+                    ),
+                )
             })?;
-            out.push(Example { id: f[0].into(), lang: f[1].trim().into(), label, text: f[4].trim().into(), source: f[5].trim().into() });
+            out.push(Example {
+                id: f[0].into(),
+                lang: f[1].trim().into(),
+                label,
+                text: f[4].trim().into(),
+                source: f[5].trim().into(),
+            });
         }
     } else if cols == ["label", "text"] {
         if task != Task::Sentiment {
-            return Err(Error::data(path, 1, "a label<TAB>text file (UMSAB layout) holds sentiment labels, not stance"));
+            return Err(Error::data(
+                path,
+                1,
+                "a label<TAB>text file (UMSAB layout) holds sentiment labels, not stance",
+            ));
         }
         let lang = umsab_lang(path);
         let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("umsab").to_string();
@@ -103,16 +135,32 @@ pub fn load(path: &Path, task: Task) -> Result<Vec<Example>> {
                 "0" | "negative" => 0,
                 "1" | "neutral" => 1,
                 "2" | "positive" => 2,
-                other => return Err(Error::data(path, i + 1, format!("unknown sentiment label {other:?} (expected 0, 1 or 2)"))),
+                other => {
+                    return Err(Error::data(
+                        path,
+                        i + 1,
+                        format!("unknown sentiment label {other:?} (expected 0, 1 or 2)"),
+                    ));
+                }
             };
             // Tweets have no article: each is its own source.
-            out.push(Example { id: format!("{name}:{}", i + 1), lang: lang.clone(), label, text: text.trim().into(), source: format!("{name}:{}", i + 1) });
+            out.push(Example {
+                id: format!("{name}:{}", i + 1),
+                lang: lang.clone(),
+                label,
+                text: text.trim().into(),
+                source: format!("{name}:{}", i + 1),
+            });
         }
     } else {
         return Err(Error::data(
             path,
             1,
-            format!("unrecognised header {:?}: expected `{}` (LABELING.md) or `label<TAB>text` (UMSAB)", header, HEADER.join("<TAB>")),
+            format!(
+                "unrecognised header {:?}: expected `{}` (LABELING.md) or `label<TAB>text` (UMSAB)",
+                header,
+                HEADER.join("<TAB>")
+            ),
         ));
     }
     if out.is_empty() {
@@ -132,7 +180,11 @@ pub fn load_many(paths: &[impl AsRef<Path>], task: Task) -> Result<Vec<Example>>
     all.iter().for_each(|e| seen[e.label] = true);
     if seen.iter().filter(|&&s| s).count() < 2 {
         let names: Vec<String> = paths.iter().map(|p| p.as_ref().display().to_string()).collect();
-        return Err(Error::data(names.join(", "), 0, format!("only one {} class present: need at least two", task.name())));
+        return Err(Error::data(
+            names.join(", "),
+            0,
+            format!("only one {} class present: need at least two", task.name()),
+        ));
     }
     Ok(all)
 }
@@ -151,14 +203,20 @@ mod tests {
 
     #[test]
     fn reads_both_layouts_and_names_bad_lines() {
-        let (_d, p) = file("x.tsv", "id\tlang\tstance\tsentiment\ttext\tsource\na\tit\topenness\tpositive\tCiao.\ts1\nb\ten\tregulation\tnegative\tHi.\ts2\n");
+        let (_d, p) = file(
+            "x.tsv",
+            "id\tlang\tstance\tsentiment\ttext\tsource\na\tit\topenness\tpositive\tCiao.\ts1\nb\ten\tregulation\tnegative\tHi.\ts2\n",
+        );
         let ex = load(&p, Task::Stance).unwrap();
         assert_eq!((ex[0].label, ex[1].label), (2, 0));
         assert_eq!(load(&p, Task::Sentiment).unwrap()[1].label, 0);
         let (_d, p) = file("italian_val.tsv", "label\ttext\n0\tbrutto\n2\tbello\n");
         let ex = load(&p, Task::Sentiment).unwrap();
         assert_eq!((ex[0].lang.as_str(), ex[1].label), ("it", 2));
-        let (_d, p) = file("bad.tsv", "id\tlang\tstance\tsentiment\ttext\tsource\na\tit\tpro\tpositive\tCiao.\ts1\n");
+        let (_d, p) = file(
+            "bad.tsv",
+            "id\tlang\tstance\tsentiment\ttext\tsource\na\tit\tpro\tpositive\tCiao.\ts1\n",
+        );
         let e = load(&p, Task::Stance).unwrap_err().to_string();
         assert!(e.contains("bad.tsv:2") && e.contains("unknown stance label"), "{e}");
         let (_d, p) = file("cols.tsv", "id\tlang\tstance\tsentiment\ttext\tsource\na\tit\topenness\tCiao.\n");

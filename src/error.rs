@@ -38,16 +38,29 @@ pub enum Error {
 
 impl Error {
     pub fn input(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        Error::Input { path: show(path), msg: msg.into() }
+        Error::Input {
+            path: show(path),
+            msg: msg.into(),
+        }
     }
     pub fn model(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        Error::Model { path: show(path), msg: msg.into() }
+        Error::Model {
+            path: show(path),
+            msg: msg.into(),
+        }
     }
     pub fn head(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        Error::Head { path: show(path), msg: msg.into() }
+        Error::Head {
+            path: show(path),
+            msg: msg.into(),
+        }
     }
     pub fn data(path: impl AsRef<Path>, line: usize, msg: impl Into<String>) -> Self {
-        Error::Data { path: show(path), line, msg: msg.into() }
+        Error::Data {
+            path: show(path),
+            line,
+            msg: msg.into(),
+        }
     }
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io { path: show(path), source }

@@ -44,8 +44,17 @@ fn per_class(c: &[[usize; 3]; 3]) -> Vec<ClassMetrics> {
             let support: usize = c[k].iter().sum();
             let precision = if predicted > 0 { tp / predicted as f32 } else { 0.0 };
             let recall = if support > 0 { tp / support as f32 } else { 0.0 };
-            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-            ClassMetrics { precision, recall, f1, support }
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            ClassMetrics {
+                precision,
+                recall,
+                f1,
+                support,
+            }
         })
         .collect()
 }
@@ -55,8 +64,10 @@ fn per_class(c: &[[usize; 3]; 3]) -> Vec<ClassMetrics> {
 pub fn macro_f1(gold: &[usize], pred: &[usize]) -> f32 {
     let c = confusion(gold, pred);
     let pc = per_class(&c);
-    let considered: Vec<&ClassMetrics> =
-        (0..3).filter(|&k| pc[k].support > 0 || (0..3).any(|g| c[g][k] > 0)).map(|k| &pc[k]).collect();
+    let considered: Vec<&ClassMetrics> = (0..3)
+        .filter(|&k| pc[k].support > 0 || (0..3).any(|g| c[g][k] > 0))
+        .map(|k| &pc[k])
+        .collect();
     if considered.is_empty() {
         return 0.0;
     }
@@ -76,14 +87,21 @@ pub fn ece(gold: &[usize], probs: &Array2<f32>) -> f32 {
         count[b] += 1;
     }
     let n = gold.len().max(1) as f32;
-    (0..bins).filter(|&b| count[b] > 0).map(|b| (acc_sum[b] - conf_sum[b]).abs() / n).sum()
+    (0..bins)
+        .filter(|&b| count[b] > 0)
+        .map(|b| (acc_sum[b] - conf_sum[b]).abs() / n)
+        .sum()
 }
 
 impl Metrics {
     pub fn compute(gold: &[usize], pred: &[usize], probs: &Array2<f32>) -> Metrics {
         let c = confusion(gold, pred);
         let n = gold.len();
-        let accuracy = if n > 0 { (0..3).map(|k| c[k][k]).sum::<usize>() as f32 / n as f32 } else { 0.0 };
+        let accuracy = if n > 0 {
+            (0..3).map(|k| c[k][k]).sum::<usize>() as f32 / n as f32
+        } else {
+            0.0
+        };
         let mut rng = Rng(0x5EED);
         let mut samples: Vec<f32> = (0..1000)
             .map(|_| {
@@ -95,7 +113,15 @@ impl Metrics {
             .collect();
         samples.sort_by(f32::total_cmp);
         let ci = if n > 0 { (samples[25], samples[974]) } else { (0.0, 0.0) };
-        Metrics { n, accuracy, macro_f1: macro_f1(gold, pred), macro_f1_ci: ci, per_class: per_class(&c), confusion: c, ece: ece(gold, probs) }
+        Metrics {
+            n,
+            accuracy,
+            macro_f1: macro_f1(gold, pred),
+            macro_f1_ci: ci,
+            per_class: per_class(&c),
+            confusion: c,
+            ece: ece(gold, probs),
+        }
     }
 }
 
@@ -108,7 +134,13 @@ mod tests {
         // gold:  0 0 0 1 1 2 ; pred: 0 0 1 1 2 2
         let gold = [0, 0, 0, 1, 1, 2];
         let pred = [0, 0, 1, 1, 2, 2];
-        let probs = Array2::from_shape_vec((6, 3), vec![0.9, 0.05, 0.05, 0.6, 0.2, 0.2, 0.3, 0.6, 0.1, 0.1, 0.8, 0.1, 0.1, 0.3, 0.6, 0.0, 0.0, 1.0]).unwrap();
+        let probs = Array2::from_shape_vec(
+            (6, 3),
+            vec![
+                0.9, 0.05, 0.05, 0.6, 0.2, 0.2, 0.3, 0.6, 0.1, 0.1, 0.8, 0.1, 0.1, 0.3, 0.6, 0.0, 0.0, 1.0,
+            ],
+        )
+        .unwrap();
         let m = Metrics::compute(&gold, &pred, &probs);
         assert_eq!(m.confusion, [[2, 1, 0], [0, 1, 1], [0, 0, 1]]);
         assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-6);

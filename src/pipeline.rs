@@ -99,12 +99,24 @@ impl Scorer {
         let embedder = Embedder::load(&resolved, &opts.encoder)?;
         let (stance, stance_path) = score::load_head(&opts.stance_head, Task::Stance, &resolved.variant, embedder.dim())?;
         let (sentiment, sentiment_path) = score::load_head(&opts.sentiment_head, Task::Sentiment, &resolved.variant, embedder.dim())?;
-        Ok(Scorer { embedder, stance, sentiment, stance_path, sentiment_path, explain: opts.explain })
+        Ok(Scorer {
+            embedder,
+            stance,
+            sentiment,
+            stance_path,
+            sentiment_path,
+            explain: opts.explain,
+        })
     }
 
     /// Scores articles already split into sentences; returns one result per article
     /// and the number of sentences newly embedded (the rest came from the cache).
-    pub fn score(&self, articles: &[(String, String, Vec<Sentence>)], cache: Option<&mut VectorCache>, progress: &mut dyn FnMut(usize)) -> Result<(Vec<ArticleResult>, usize)> {
+    pub fn score(
+        &self,
+        articles: &[(String, String, Vec<Sentence>)],
+        cache: Option<&mut VectorCache>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<(Vec<ArticleResult>, usize)> {
         let texts: Vec<&str> = articles.iter().flat_map(|(_, _, s)| s.iter().map(|x| x.text.as_str())).collect();
         let (vectors, fresh) = embed_cached(&self.embedder, cache, &texts, progress)?;
         let mut out = Vec::with_capacity(articles.len());
@@ -119,7 +131,13 @@ impl Scorer {
 
     pub fn judge(&self, id: &str, lang: &str, sents: &[Sentence], vecs: &[Vec<f32>]) -> ArticleResult {
         let dim = self.embedder.dim();
-        let features = |kind| if vecs.is_empty() { Array2::zeros((0, dim * 2)) } else { score::features(vecs, kind) };
+        let features = |kind| {
+            if vecs.is_empty() {
+                Array2::zeros((0, dim * 2))
+            } else {
+                score::features(vecs, kind)
+            }
+        };
         let st = self.stance.predict_proba(features(self.stance.features()).view());
         let se = self.sentiment.predict_proba(features(self.sentiment.features()).view());
         let mut counts = LabelCounts::default();
@@ -137,7 +155,14 @@ impl Scorer {
                 let sentiment = Judgment::from_probs(Task::Sentiment, pe);
                 *counts.stance.get_mut(stance.label).unwrap() += 1;
                 *counts.sentiment.get_mut(sentiment.label).unwrap() += 1;
-                SentenceResult { index: s.index, start: s.start, end: s.end, text: s.text.clone(), stance, sentiment }
+                SentenceResult {
+                    index: s.index,
+                    start: s.start,
+                    end: s.end,
+                    text: s.text.clone(),
+                    stance,
+                    sentiment,
+                }
             })
             .collect();
         let scores: Vec<f32> = sentences.iter().map(|s| s.stance.score).collect();

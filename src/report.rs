@@ -29,7 +29,11 @@ pub fn clip(s: &str, n: usize) -> String {
 }
 
 pub fn write_table(w: &mut impl Write, arts: &[ArticleResult], explain: usize) -> std::io::Result<()> {
-    writeln!(w, "{:<34} {:<4} {:>5}  {:<22} {:<20} {:>12}", "article", "lang", "sent.", "stance (score)", "sentiment (score)", "reg/neu/open")?;
+    writeln!(
+        w,
+        "{:<34} {:<4} {:>5}  {:<22} {:<20} {:>12}",
+        "article", "lang", "sent.", "stance (score)", "sentiment (score)", "reg/neu/open"
+    )?;
     for a in arts {
         let c = &a.counts.stance;
         writeln!(
@@ -56,8 +60,22 @@ pub fn write_table(w: &mut impl Write, arts: &[ArticleResult], explain: usize) -
 pub fn write_csv(w: &mut impl Write, arts: &[ArticleResult]) -> std::io::Result<()> {
     let mut c = csv::Writer::from_writer(w);
     c.write_record([
-        "article", "lang", "index", "start", "end", "stance", "stance_score", "p_regulation", "p_neutral", "p_openness", "sentiment", "sentiment_score", "p_negative",
-        "p_neutral_sentiment", "p_positive", "text",
+        "article",
+        "lang",
+        "index",
+        "start",
+        "end",
+        "stance",
+        "stance_score",
+        "p_regulation",
+        "p_neutral",
+        "p_openness",
+        "sentiment",
+        "sentiment_score",
+        "p_negative",
+        "p_neutral_sentiment",
+        "p_positive",
+        "text",
     ])?;
     for a in arts {
         for s in &a.sentences {
@@ -103,7 +121,10 @@ pub fn md_escape(s: &str) -> String {
 }
 
 pub fn write_md(w: &mut impl Write, arts: &[ArticleResult], explain: usize) -> std::io::Result<()> {
-    writeln!(w, "| article | lang | sentences | stance | score | sentiment | score | regulation / neutral / openness |")?;
+    writeln!(
+        w,
+        "| article | lang | sentences | stance | score | sentiment | score | regulation / neutral / openness |"
+    )?;
     writeln!(w, "|---|---|---:|---|---:|---|---:|---|")?;
     for a in arts {
         let c = &a.counts.stance;

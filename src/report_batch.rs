@@ -76,7 +76,13 @@ pub fn actor_stats(records: &[Value]) -> Vec<ActorStats> {
         let id = s(r, &["id"]).to_string();
         for sent in r.get("sentences").and_then(Value::as_array).into_iter().flatten() {
             let score = f(sent, &["stance", "score"]).unwrap_or(0.0);
-            for a in sent.get("actors").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for a in sent
+                .get("actors")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 let e = acc.entry(a.to_string()).or_default();
                 e.0.push(score);
                 e.1.insert(id.clone());
@@ -89,7 +95,13 @@ pub fn actor_stats(records: &[Value]) -> Vec<ActorStats> {
             let n = xs.len() as f64;
             let mean = xs.iter().sum::<f64>() / n;
             let std = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-            ActorStats { name, count: xs.len(), mean, std, articles: arts.len() }
+            ActorStats {
+                name,
+                count: xs.len(),
+                mean,
+                std,
+                articles: arts.len(),
+            }
         })
         .collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
@@ -111,21 +123,51 @@ pub fn source_stats(records: &[Value]) -> Vec<SourceStats> {
         e.1 += f(r, &["stance", "score"]).unwrap_or(0.0);
         e.2 += f(r, &["sentiment", "score"]).unwrap_or(0.0);
     }
-    acc.into_iter().map(|(source, (n, st, se))| SourceStats { source, articles: n, stance: st / n as f64, sentiment: se / n as f64 }).collect()
+    acc.into_iter()
+        .map(|(source, (n, st, se))| SourceStats {
+            source,
+            articles: n,
+            stance: st / n as f64,
+            sentiment: se / n as f64,
+        })
+        .collect()
 }
 
 fn count(r: &Value, task: &str, label: &str) -> u64 {
-    r.get("counts").and_then(|c| c.get(task)).and_then(|c| c.get(label)).and_then(Value::as_u64).unwrap_or(0)
+    r.get("counts")
+        .and_then(|c| c.get(task))
+        .and_then(|c| c.get(label))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 pub fn write_csv(records: &[Value], per_sentence: bool) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let map_err = |e: csv::Error| Error::Usage(format!("csv: {e}"));
     if per_sentence {
-        w.write_record(["article", "source", "index", "start", "end", "stance", "stance_score", "sentiment", "sentiment_score", "actors", "text"]).map_err(map_err)?;
+        w.write_record([
+            "article",
+            "source",
+            "index",
+            "start",
+            "end",
+            "stance",
+            "stance_score",
+            "sentiment",
+            "sentiment_score",
+            "actors",
+            "text",
+        ])
+        .map_err(map_err)?;
         for r in records {
             for sent in r.get("sentences").and_then(Value::as_array).into_iter().flatten() {
-                let actors: Vec<&str> = sent.get("actors").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+                let actors: Vec<&str> = sent
+                    .get("actors")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
                 w.write_record([
                     s(r, &["id"]).to_string(),
                     s(r, &["source"]).to_string(),
@@ -143,7 +185,21 @@ pub fn write_csv(records: &[Value], per_sentence: bool) -> Result<Vec<u8>> {
             }
         }
     } else {
-        w.write_record(["article", "source", "lang", "sentences", "stance", "stance_score", "sentiment", "sentiment_score", "regulation", "neutral", "openness", "error"]).map_err(map_err)?;
+        w.write_record([
+            "article",
+            "source",
+            "lang",
+            "sentences",
+            "stance",
+            "stance_score",
+            "sentiment",
+            "sentiment_score",
+            "regulation",
+            "neutral",
+            "openness",
+            "error",
+        ])
+        .map_err(map_err)?;
         for r in records {
             let n = r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len);
             let num = |p: &[&str]| f(r, p).map_or(String::new(), |x| format!("{x:.4}"));
@@ -171,8 +227,16 @@ pub fn write_md(records: &[Value]) -> String {
     let mut o = String::new();
     let ok: Vec<&Value> = records.iter().filter(|r| r.get("error").is_none()).collect();
     let errors: Vec<&Value> = records.iter().filter(|r| r.get("error").is_some()).collect();
-    let _ = writeln!(o, "# Stance report\n\n{} articles scored, {} with errors.\n", ok.len(), errors.len());
-    let _ = writeln!(o, "| article | source | lang | sentences | stance | score | sentiment | score | reg / neu / open |\n|---|---|---|---:|---|---:|---|---:|---|");
+    let _ = writeln!(
+        o,
+        "# Stance report\n\n{} articles scored, {} with errors.\n",
+        ok.len(),
+        errors.len()
+    );
+    let _ = writeln!(
+        o,
+        "| article | source | lang | sentences | stance | score | sentiment | score | reg / neu / open |\n|---|---|---|---:|---|---:|---|---:|---|"
+    );
     for r in &ok {
         let n = r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len);
         let _ = writeln!(
@@ -193,14 +257,35 @@ pub fn write_md(records: &[Value]) -> String {
     }
     let actors = actor_stats(records);
     if !actors.is_empty() {
-        let _ = writeln!(o, "\n## Actors\n\n| actor | sentences | articles | mean stance | spread (sd) |\n|---|---:|---:|---:|---:|");
+        let _ = writeln!(
+            o,
+            "\n## Actors\n\n| actor | sentences | articles | mean stance | spread (sd) |\n|---|---:|---:|---:|---:|"
+        );
         for a in &actors {
-            let _ = writeln!(o, "| {} | {} | {} | {:+.2} | {:.2} |", md_escape(&a.name), a.count, a.articles, a.mean, a.std);
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {:+.2} | {:.2} |",
+                md_escape(&a.name),
+                a.count,
+                a.articles,
+                a.mean,
+                a.std
+            );
         }
     }
-    let _ = writeln!(o, "\n## Sources\n\n| source | articles | mean stance | mean sentiment |\n|---|---:|---:|---:|");
+    let _ = writeln!(
+        o,
+        "\n## Sources\n\n| source | articles | mean stance | mean sentiment |\n|---|---:|---:|---:|"
+    );
     for s in source_stats(records) {
-        let _ = writeln!(o, "| {} | {} | {:+.2} | {:+.2} |", md_escape(&s.source), s.articles, s.stance, s.sentiment);
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:+.2} | {:+.2} |",
+            md_escape(&s.source),
+            s.articles,
+            s.stance,
+            s.sentiment
+        );
     }
     if !errors.is_empty() {
         let _ = writeln!(o, "\n## Errors\n");
@@ -232,7 +317,12 @@ fn scatter_svg(records: &[Value]) -> Result<String> {
     let pts: Vec<(f32, f32)> = records
         .iter()
         .filter(|r| r.get("error").is_none())
-        .map(|r| (f(r, &["stance", "score"]).unwrap_or(0.0) as f32, f(r, &["sentiment", "score"]).unwrap_or(0.0) as f32))
+        .map(|r| {
+            (
+                f(r, &["stance", "score"]).unwrap_or(0.0) as f32,
+                f(r, &["sentiment", "score"]).unwrap_or(0.0) as f32,
+            )
+        })
         .collect();
     let mut svg = String::new();
     {
@@ -252,7 +342,12 @@ fn scatter_svg(records: &[Value]) -> Result<String> {
             .y_desc("sentiment: negative … positive")
             .draw()
             .map_err(e)?;
-        chart.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 5, RGBColor(44, 123, 182).mix(0.6).filled()))).map_err(e)?;
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 5, RGBColor(44, 123, 182).mix(0.6).filled())),
+            )
+            .map_err(e)?;
         root.present().map_err(e)?;
     }
     Ok(svg)
@@ -294,7 +389,12 @@ fn histogram_svg(records: &[Value]) -> Result<String> {
             .draw()
             .map_err(e)?;
         chart
-            .draw_series(Histogram::vertical(&chart).style(RGBColor(120, 120, 120).mix(0.7).filled()).margin(1).data(scores.iter().map(|&b| (b, 1u32))))
+            .draw_series(
+                Histogram::vertical(&chart)
+                    .style(RGBColor(120, 120, 120).mix(0.7).filled())
+                    .margin(1)
+                    .data(scores.iter().map(|&b| (b, 1u32))),
+            )
             .map_err(e)?;
         root.present().map_err(e)?;
     }
@@ -304,7 +404,11 @@ fn histogram_svg(records: &[Value]) -> Result<String> {
 /// Background of a sentence: one colour per side, its strength by the score.
 fn shade(score: f64) -> String {
     let a = (score.abs() * 0.55).min(0.55);
-    if score >= 0.0 { format!("rgba(44,123,182,{a:.2})") } else { format!("rgba(215,48,39,{a:.2})") }
+    if score >= 0.0 {
+        format!("rgba(44,123,182,{a:.2})")
+    } else {
+        format!("rgba(215,48,39,{a:.2})")
+    }
 }
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}th{cursor:pointer;background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}.charts{display:flex;flex-wrap:wrap;gap:12px}.art{border-top:1px solid #ccc;margin-top:18px}.s{border-radius:3px;padding:1px 0}.key span{padding:2px 6px;border-radius:3px}.err{color:#a00}";
@@ -316,20 +420,46 @@ const SCRIPT: &str = "document.querySelectorAll('table.sortable th').forEach(fun
 pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<String> {
     let ok: Vec<&Value> = records.iter().filter(|r| r.get("error").is_none()).collect();
     let errors: Vec<&Value> = records.iter().filter(|r| r.get("error").is_some()).collect();
-    let n_sent: usize = ok.iter().map(|r| r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len)).sum();
+    let n_sent: usize = ok
+        .iter()
+        .map(|r| r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len))
+        .sum();
     let mut o = String::new();
     let _ = write!(
         o,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'\"><title>{}</title><style>{STYLE}</style></head><body>",
         html_escape(title)
     );
-    let _ = write!(o, "<h1>{}</h1><p>{} articles, {} sentences, {} errors.</p>", html_escape(title), ok.len(), n_sent, errors.len());
-    let _ = write!(o, "<p class=\"key\">Shading: <span style=\"background:{}\">regulation</span> <span style=\"background:{}\">openness</span>; stronger colour, stronger stance. Hover a sentence for its scores.</p>", shade(-1.0), shade(1.0));
-    let _ = write!(o, "<div class=\"charts\" id=\"charts\">{}{}</div>", scatter_svg(records)?, histogram_svg(records)?);
-    let _ = write!(o, "<h2>Articles</h2><table class=\"sortable\" id=\"articles\"><thead><tr><th>article</th><th>source</th><th>lang</th><th>sentences</th><th>stance</th><th>score</th><th>sentiment</th><th>score</th><th>reg / neu / open</th></tr></thead><tbody>");
+    let _ = write!(
+        o,
+        "<h1>{}</h1><p>{} articles, {} sentences, {} errors.</p>",
+        html_escape(title),
+        ok.len(),
+        n_sent,
+        errors.len()
+    );
+    let _ = write!(
+        o,
+        "<p class=\"key\">Shading: <span style=\"background:{}\">regulation</span> <span style=\"background:{}\">openness</span>; stronger colour, stronger stance. Hover a sentence for its scores.</p>",
+        shade(-1.0),
+        shade(1.0)
+    );
+    let _ = write!(
+        o,
+        "<div class=\"charts\" id=\"charts\">{}{}</div>",
+        scatter_svg(records)?,
+        histogram_svg(records)?
+    );
+    let _ = write!(
+        o,
+        "<h2>Articles</h2><table class=\"sortable\" id=\"articles\"><thead><tr><th>article</th><th>source</th><th>lang</th><th>sentences</th><th>stance</th><th>score</th><th>sentiment</th><th>score</th><th>reg / neu / open</th></tr></thead><tbody>"
+    );
     for (i, r) in ok.iter().enumerate() {
         let n = r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len);
-        let (st, se) = (f(r, &["stance", "score"]).unwrap_or(0.0), f(r, &["sentiment", "score"]).unwrap_or(0.0));
+        let (st, se) = (
+            f(r, &["stance", "score"]).unwrap_or(0.0),
+            f(r, &["sentiment", "score"]).unwrap_or(0.0),
+        );
         let _ = write!(
             o,
             "<tr><td><a href=\"#a{i}\">{}</a></td><td>{}</td><td>{}</td><td class=\"n\">{n}</td><td>{}</td><td class=\"n\" data-v=\"{st:.4}\">{st:+.2}</td><td>{}</td><td class=\"n\" data-v=\"{se:.4}\">{se:+.2}</td><td class=\"n\">{} / {} / {}</td></tr>",
@@ -345,7 +475,10 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
     }
     let _ = write!(o, "</tbody></table>");
     let actors = actor_stats(records);
-    let _ = write!(o, "<h2>Actors</h2><table class=\"sortable\" id=\"actors\"><thead><tr><th>actor</th><th>sentences</th><th>articles</th><th>mean stance</th><th>spread (sd)</th></tr></thead><tbody>");
+    let _ = write!(
+        o,
+        "<h2>Actors</h2><table class=\"sortable\" id=\"actors\"><thead><tr><th>actor</th><th>sentences</th><th>articles</th><th>mean stance</th><th>spread (sd)</th></tr></thead><tbody>"
+    );
     for a in &actors {
         let _ = write!(
             o,
@@ -358,7 +491,10 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
             a.std
         );
     }
-    let _ = write!(o, "</tbody></table><h2>Sources</h2><table class=\"sortable\" id=\"sources\"><thead><tr><th>source</th><th>articles</th><th>mean stance</th><th>mean sentiment</th></tr></thead><tbody>");
+    let _ = write!(
+        o,
+        "</tbody></table><h2>Sources</h2><table class=\"sortable\" id=\"sources\"><thead><tr><th>source</th><th>articles</th><th>mean stance</th><th>mean sentiment</th></tr></thead><tbody>"
+    );
     for s in source_stats(records) {
         let _ = write!(
             o,
@@ -381,21 +517,41 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
     }
     let _ = write!(o, "<h2>Texts</h2>");
     if ok.len() > max_texts {
-        let _ = write!(o, "<p>The first {max_texts} of {} articles (raise with --html-texts).</p>", ok.len());
+        let _ = write!(
+            o,
+            "<p>The first {max_texts} of {} articles (raise with --html-texts).</p>",
+            ok.len()
+        );
     }
     for (i, r) in ok.iter().enumerate().take(max_texts) {
         let _ = write!(o, "<div class=\"art\" id=\"a{i}\"><h3>{}</h3><p>", html_escape(s(r, &["id"])));
         for sent in r.get("sentences").and_then(Value::as_array).into_iter().flatten() {
             let st = f(sent, &["stance", "score"]).unwrap_or(0.0);
             let se = f(sent, &["sentiment", "score"]).unwrap_or(0.0);
-            let actors: Vec<&str> = sent.get("actors").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let actors: Vec<&str> = sent
+                .get("actors")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             let tip = format!(
                 "stance {} {st:+.2} · sentiment {} {se:+.2}{}",
                 s(sent, &["stance", "label"]),
                 s(sent, &["sentiment", "label"]),
-                if actors.is_empty() { String::new() } else { format!(" · {}", actors.join(", ")) }
+                if actors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · {}", actors.join(", "))
+                }
             );
-            let _ = write!(o, "<span class=\"s\" style=\"background:{}\" title=\"{}\">{}</span> ", shade(st), html_escape(&tip), html_escape(s(sent, &["text"])));
+            let _ = write!(
+                o,
+                "<span class=\"s\" style=\"background:{}\" title=\"{}\">{}</span> ",
+                shade(st),
+                html_escape(&tip),
+                html_escape(s(sent, &["text"]))
+            );
         }
         let _ = write!(o, "</p></div>");
     }

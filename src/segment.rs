@@ -52,7 +52,12 @@ impl Segmenter {
         spans
             .into_iter()
             .enumerate()
-            .map(|(index, (start, end))| Sentence { index, start, end, text: collapse_whitespace(&text[start..end]) })
+            .map(|(index, (start, end))| Sentence {
+                index,
+                start,
+                end,
+                text: collapse_whitespace(&text[start..end]),
+            })
             .collect()
     }
 }
@@ -63,7 +68,12 @@ pub fn lines_as_sentences(text: &str) -> Vec<Sentence> {
     for (start, end) in line_spans(text) {
         let (s, e) = trim_span(text, start, end);
         if s < e {
-            out.push(Sentence { index: out.len(), start: s, end: e, text: collapse_whitespace(&text[s..e]) });
+            out.push(Sentence {
+                index: out.len(),
+                start: s,
+                end: e,
+                text: collapse_whitespace(&text[s..e]),
+            });
         }
     }
     out
@@ -75,7 +85,9 @@ pub fn detect_language(text: &str) -> String {
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    whatlang::detect(&text[..cut]).map(|info| iso639_1(info.lang()).to_string()).unwrap_or_else(|| "en".into())
+    whatlang::detect(&text[..cut])
+        .map(|info| iso639_1(info.lang()).to_string())
+        .unwrap_or_else(|| "en".into())
 }
 
 fn iso639_1(lang: whatlang::Lang) -> &'static str {
@@ -139,7 +151,11 @@ fn trim_span(text: &str, start: usize, end: usize) -> (usize, usize) {
     let s = &text[start..end];
     let lead = s.len() - s.trim_start_matches(is_space).len();
     let trail = s.len() - s.trim_end_matches(is_space).len();
-    if lead == s.len() { (start, start) } else { (start + lead, end - trail) }
+    if lead == s.len() {
+        (start, start)
+    } else {
+        (start + lead, end - trail)
+    }
 }
 
 /// Byte spans of lines, without their terminators; `\n`, `\r\n` and a lone `\r` all end a line.
@@ -205,7 +221,10 @@ fn starts_lowercase(line: &str) -> bool {
 /// Groups lines into blocks that may hold several sentences but never cross a heading,
 /// a bullet item or a blank line.
 fn blocks(text: &str) -> Vec<(usize, usize)> {
-    let lines: Vec<(usize, usize)> = line_spans(text).into_iter().filter(|&(s, e)| !text[s..e].trim_matches(is_space).is_empty() || s == e).collect();
+    let lines: Vec<(usize, usize)> = line_spans(text)
+        .into_iter()
+        .filter(|&(s, e)| !text[s..e].trim_matches(is_space).is_empty() || s == e)
+        .collect();
     // Hard wrapping shows as lines that stop mid-sentence and go on in lower case; the
     // longest such line gives the wrap column. Where there is such evidence, a line of
     // about that width that stops without punctuation is a wrap even when the next line
@@ -218,7 +237,11 @@ fn blocks(text: &str) -> Vec<(usize, usize)> {
         })
         .map(|w| text[w[0].0..w[0].1].trim_end().chars().count())
         .collect();
-    let width = if evidence.len() >= 2 { evidence.iter().copied().max().unwrap_or(0) } else { 0 };
+    let width = if evidence.len() >= 2 {
+        evidence.iter().copied().max().unwrap_or(0)
+    } else {
+        0
+    };
     let wrapped = width > 0 && width <= 120;
     let mut out = Vec::new();
     let mut cur: Option<(usize, usize, bool)> = None; // start, end, block is a bullet item
@@ -277,23 +300,29 @@ fn line_start_of(text: &str, end: usize) -> usize {
 }
 
 /// Abbreviations that often end a sentence: after them a capitalised word starts a new one.
-const CAN_END: &[&str] = &["etc", "ecc", "usw", "inc", "ltd", "corp", "s.p.a", "s.a", "s.r.l", "spa", "srl", "co", "cie", "bzw"];
+const CAN_END: &[&str] = &[
+    "etc", "ecc", "usw", "inc", "ltd", "corp", "s.p.a", "s.a", "s.r.l", "spa", "srl", "co", "cie", "bzw",
+];
 /// Words that start sentences and are never part of a name.
 const STARTERS: &[&str] = &[
-    "It", "The", "This", "That", "These", "Those", "He", "She", "We", "They", "I", "But", "And", "In", "On", "At", "For", "A", "An", "As", "If", "When", "While",
-    "Its", "His", "Her", "Their", "Our", "There", "Yet", "So", "Il", "Lo", "La", "Gli", "Le", "Un", "Una", "Ma", "Per", "Nel", "Nella", "Questo", "Questa", "Le", "Les",
-    "Ce", "Cette", "Il", "Elle", "Ils", "Mais", "Der", "Die", "Das", "Es", "Er", "Sie", "Aber", "El", "Los", "Las", "Pero", "Esto", "Esta",
+    "It", "The", "This", "That", "These", "Those", "He", "She", "We", "They", "I", "But", "And", "In", "On", "At", "For", "A", "An", "As",
+    "If", "When", "While", "Its", "His", "Her", "Their", "Our", "There", "Yet", "So", "Il", "Lo", "La", "Gli", "Le", "Un", "Una", "Ma",
+    "Per", "Nel", "Nella", "Questo", "Questa", "Le", "Les", "Ce", "Cette", "Il", "Elle", "Ils", "Mais", "Der", "Die", "Das", "Es", "Er",
+    "Sie", "Aber", "El", "Los", "Las", "Pero", "Esto", "Esta",
 ];
 /// Titles, which never end a sentence: the capitalised word after them is a name.
 const TITLES: &[&str] = &[
-    "prof", "dott", "dr", "mr", "mrs", "ms", "sig", "sigg", "sra", "sr", "dra", "mme", "mlle", "ing", "avv", "on", "gen", "col", "rev", "st", "jr", "sen", "rep",
-    "gov", "pres", "mons", "geom", "rag", "arch", "hon", "capt", "lt", "sgt", "mgr", "dir", "hr", "fr", "frau", "herr", "sta", "sto", "ssa", "vol", "nr",
-    "art", "pag", "cap", "fig", "tab", "par", "cfr", "vgl", "bd", "abs", "no", "nos", "num", "núm", "pp", "ch", "sec", "sez",
+    "prof", "dott", "dr", "mr", "mrs", "ms", "sig", "sigg", "sra", "sr", "dra", "mme", "mlle", "ing", "avv", "on", "gen", "col", "rev",
+    "st", "jr", "sen", "rep", "gov", "pres", "mons", "geom", "rag", "arch", "hon", "capt", "lt", "sgt", "mgr", "dir", "hr", "fr", "frau",
+    "herr", "sta", "sto", "ssa", "vol", "nr", "art", "pag", "cap", "fig", "tab", "par", "cfr", "vgl", "bd", "abs", "no", "nos", "num",
+    "núm", "pp", "ch", "sec", "sez",
 ];
 
 /// The token before byte `i` (back to whitespace or an opening bracket/quote).
 fn token_before(s: &str, i: usize) -> &str {
-    let start = s[..i].rfind(|c: char| is_space(c) || matches!(c, '(' | '[' | '«' | '“' | '"' | '„' | '‘')).map_or(0, |p| p + s[p..].chars().next().unwrap().len_utf8());
+    let start = s[..i]
+        .rfind(|c: char| is_space(c) || matches!(c, '(' | '[' | '«' | '“' | '"' | '„' | '‘'))
+        .map_or(0, |p| p + s[p..].chars().next().unwrap().len_utf8());
     &s[start..i]
 }
 
@@ -307,7 +336,11 @@ fn forced_break(s: &str, dot: usize, next_word: &str) -> bool {
         return true; // an e-mail address
     }
     let parts: Vec<&str> = bare.split('.').collect();
-    if parts.len() >= 2 && parts.iter().all(|p| p.chars().count() >= 2 && p.chars().all(|c| c.is_alphanumeric() || c == '-')) {
+    if parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| p.chars().count() >= 2 && p.chars().all(|c| c.is_alphanumeric() || c == '-'))
+    {
         return true; // a domain such as www.governo.it
     }
     if CAN_END.contains(&bare) {
@@ -321,14 +354,17 @@ fn forced_break(s: &str, dot: usize, next_word: &str) -> bool {
     }
     // A dotted acronym (U.S., U.K.) may end a sentence or precede a name ("U.S.
     // Senate"): break only before a word that starts sentences, not names.
-    if token.len() >= 3 && token.contains('.') && token.split('.').filter(|p| !p.is_empty()).all(|p| p.chars().count() == 1 && p.chars().all(char::is_uppercase)) {
+    if token.len() >= 3
+        && token.contains('.')
+        && token
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .all(|p| p.chars().count() == 1 && p.chars().all(char::is_uppercase))
+    {
         return STARTERS.contains(&next_word.trim_matches(|c: char| !c.is_alphabetic()));
     }
     let letters = bare.chars().count();
-    letters >= 4
-        && bare.chars().all(char::is_alphabetic)
-        && !TITLES.contains(&bare)
-        && !token.chars().skip(1).any(char::is_uppercase)
+    letters >= 4 && bare.chars().all(char::is_alphabetic) && !TITLES.contains(&bare) && !token.chars().skip(1).any(char::is_uppercase)
 }
 
 /// Byte offsets (into `s`) just after sentence ends that sentencex missed: an ellipsis,
@@ -355,7 +391,7 @@ fn missed_breaks(s: &str) -> Vec<usize> {
             m += 1;
         }
         let Some(&(_, next)) = chars.get(m) else { continue };
-        if !next.is_uppercase() && !(next == '(' ) {
+        if !next.is_uppercase() && !(next == '(') {
             continue;
         }
         let rest = &s[chars[m].0..];
@@ -394,7 +430,10 @@ fn ends_with_ordinal(s: &str) -> bool {
 fn split_block(lang: &str, text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {
     // Line breaks inside a block are hard wraps: give sentencex spaces instead, of the
     // same byte length, so its offsets stay valid for the original text.
-    let flat: String = text[start..end].chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+    let flat: String = text[start..end]
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
     let mut raw: Vec<(usize, usize)> = Vec::new();
     for b in sentencex::get_sentence_boundaries(lang, &flat) {
         let (s, e) = trim_span(text, start + b.start_byte, start + b.end_byte);
@@ -423,7 +462,9 @@ fn split_block(lang: &str, text: &str, start: usize, end: usize, out: &mut Vec<(
             Some(&(ps, pe)) => {
                 let prev = &text[ps..pe];
                 starts_lowercase(piece)
-                    || piece.chars().all(|c| CLOSERS.contains(&c) || c.is_ascii_punctuation() || is_space(c))
+                    || piece
+                        .chars()
+                        .all(|c| CLOSERS.contains(&c) || c.is_ascii_punctuation() || is_space(c))
                     || (ends_with_initial(prev) && !STARTERS.contains(&piece.split(is_space).next().unwrap_or("")))
                     || (starts_with_digit(piece) && ends_with_short_abbrev(prev))
                     || (lang == "de" && ends_with_ordinal(prev))
@@ -477,10 +518,18 @@ impl BoundaryCounts {
         self.spurious += o.spurious;
     }
     pub fn recall(&self) -> f64 {
-        if self.gold == 0 { 1.0 } else { self.found as f64 / self.gold as f64 }
+        if self.gold == 0 {
+            1.0
+        } else {
+            self.found as f64 / self.gold as f64
+        }
     }
     pub fn spurious_rate(&self) -> f64 {
-        if self.predicted == 0 { 0.0 } else { self.spurious as f64 / self.predicted as f64 }
+        if self.predicted == 0 {
+            0.0
+        } else {
+            self.spurious as f64 / self.predicted as f64
+        }
     }
 }
 
@@ -498,10 +547,18 @@ pub fn compare_boundaries(text: &str, gold_units: &[&str], predicted: &[Sentence
     }
     let total = nonspace_count(text);
     gold.remove(&total);
-    let pred: std::collections::BTreeSet<usize> =
-        predicted.iter().map(|s| nonspace_count(&text[..s.end])).filter(|&b| b != total && b != 0).collect();
+    let pred: std::collections::BTreeSet<usize> = predicted
+        .iter()
+        .map(|s| nonspace_count(&text[..s.end]))
+        .filter(|&b| b != total && b != 0)
+        .collect();
     let found = pred.intersection(&gold).count();
-    BoundaryCounts { gold: gold.len(), found, predicted: pred.len(), spurious: pred.len() - found }
+    BoundaryCounts {
+        gold: gold.len(),
+        found,
+        predicted: pred.len(),
+        spurious: pred.len() - found,
+    }
 }
 
 #[cfg(test)]

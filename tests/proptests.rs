@@ -45,8 +45,23 @@ fn check_sentences(text: &str, sents: &[Sentence], what: &str) -> Result<(), Tes
     for (i, s) in sents.iter().enumerate() {
         prop_assert_eq!(s.index, i, "{}: index of sentence {} in {:?}", what, i, text);
         prop_assert!(s.start < s.end, "{}: empty span {}..{} in {:?}", what, s.start, s.end, text);
-        prop_assert!(s.start >= prev_end, "{}: sentence {} starts at {} before the previous end {} in {:?}", what, i, s.start, prev_end, text);
-        prop_assert!(s.end <= text.len(), "{}: end {} past the text ({} bytes) in {:?}", what, s.end, text.len(), text);
+        prop_assert!(
+            s.start >= prev_end,
+            "{}: sentence {} starts at {} before the previous end {} in {:?}",
+            what,
+            i,
+            s.start,
+            prev_end,
+            text
+        );
+        prop_assert!(
+            s.end <= text.len(),
+            "{}: end {} past the text ({} bytes) in {:?}",
+            what,
+            s.end,
+            text.len(),
+            text
+        );
         prop_assert!(
             text.is_char_boundary(s.start) && text.is_char_boundary(s.end),
             "{}: {}..{} is not on char boundaries in {:?}",
@@ -58,12 +73,24 @@ fn check_sentences(text: &str, sents: &[Sentence], what: &str) -> Result<(), Tes
         let slice = &text[s.start..s.end];
         let first = slice.chars().next().unwrap();
         let last = slice.chars().next_back().unwrap();
-        prop_assert!(!is_space(first) && !is_space(last), "{}: sentence {:?} is not trimmed in {:?}", what, slice, text);
+        prop_assert!(
+            !is_space(first) && !is_space(last),
+            "{}: sentence {:?} is not trimmed in {:?}",
+            what,
+            slice,
+            text
+        );
         prop_assert_eq!(&collapse(slice), &s.text, "{}: text of {}..{} in {:?}", what, s.start, s.end, text);
         covered += nonspace(slice);
         prev_end = s.end;
     }
-    prop_assert_eq!(covered, nonspace(text), "{}: visible characters covered by the sentences of {:?}", what, text);
+    prop_assert_eq!(
+        covered,
+        nonspace(text),
+        "{}: visible characters covered by the sentences of {:?}",
+        what,
+        text
+    );
     Ok(())
 }
 
@@ -89,13 +116,42 @@ const SPACES: &[&str] = &[" ", " ", "  "];
 const WILD_GLUE: &[&str] = &["\n", "\r", "\r\n", ". ", "! ", "… ", " ", "\u{200B}"];
 
 const PUNCT: &[&str] = &[
-    ".", ". ", "!", "?", "…", "...", "«", "»", "“", "”", "‘", "’", "\"", "'", "(", ")", "[", "]", ":", ";", ",", "-", "- ", "—", "•", "*", "_", "@", "。", "！", "？",
-    "\n", "\n", "\n\n", "\r", "\r\n", "\t", "\u{A0}", "\u{200B}", "\u{FEFF}", "\u{2028}", "\u{3000}", "1. ", "2) ",
+    ".", ". ", "!", "?", "…", "...", "«", "»", "“", "”", "‘", "’", "\"", "'", "(", ")", "[", "]", ":", ";", ",", "-", "- ", "—", "•", "*",
+    "_", "@", "。", "！", "？", "\n", "\n", "\n\n", "\r", "\r\n", "\t", "\u{A0}", "\u{200B}", "\u{FEFF}", "\u{2028}", "\u{3000}", "1. ",
+    "2) ",
 ];
 
 const ABBREV: &[&str] = &[
-    "Sig.", "Dott.", "Prof.", "Mr.", "Dr.", "ecc.", "etc.", "art.", "n.", "No.", "pag.", "J.", "M.", "J.-M.", "U.S.", "U.K.", "EE. UU.", "S.p.A.", "s.r.l.", "Inc.",
-    "www.governo.it", "info@esempio.it", "3,61%", "20.000", "2.", "12.", "l'art.", "im 2.", "USA.", "UE.",
+    "Sig.",
+    "Dott.",
+    "Prof.",
+    "Mr.",
+    "Dr.",
+    "ecc.",
+    "etc.",
+    "art.",
+    "n.",
+    "No.",
+    "pag.",
+    "J.",
+    "M.",
+    "J.-M.",
+    "U.S.",
+    "U.K.",
+    "EE. UU.",
+    "S.p.A.",
+    "s.r.l.",
+    "Inc.",
+    "www.governo.it",
+    "info@esempio.it",
+    "3,61%",
+    "20.000",
+    "2.",
+    "12.",
+    "l'art.",
+    "im 2.",
+    "USA.",
+    "UE.",
 ];
 
 /// News-like text: words, capitals, acronyms, punctuation, line ends, digits and
@@ -384,7 +440,9 @@ fn base_head() -> Value {
 /// the check is then used as the pipeline uses it (`score::features` for its kind, then
 /// `predict_proba`). Errors must name the file.
 fn use_head(bytes: &[u8]) -> Result<bool, TestCaseError> {
-    let Ok(hf) = serde_json::from_slice::<HeadFile>(bytes) else { return Ok(false) };
+    let Ok(hf) = serde_json::from_slice::<HeadFile>(bytes) else {
+        return Ok(false);
+    };
     let path = Path::new(HEAD_NAME);
     match hf.check(path) {
         Err(e) => {
@@ -423,11 +481,25 @@ fn candidates(field: &str) -> Vec<Value> {
             json!(["regulation", "neutral"]),
         ],
         "encoder" => vec![json!("e5-small-q4"), json!("other"), json!(7)],
-        "dim" => vec![json!(0), json!(1), json!(2), json!(4), json!(8), huge, json!(u64::MAX), json!((1u64 << 63) + 2), json!(4.5)],
+        "dim" => vec![
+            json!(0),
+            json!(1),
+            json!(2),
+            json!(4),
+            json!(8),
+            huge,
+            json!(u64::MAX),
+            json!((1u64 << 63) + 2),
+            json!(4.5),
+        ],
         "features" => vec![json!("sentence"), json!("context"), json!("both")],
         "weights" => vec![
             json!([[0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 0.0, 0.0], [-0.1, -0.2, -0.3, -0.4]]),
-            json!([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]),
+            json!([
+                [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+                [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+            ]),
             json!([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]),
             json!([[], [], []]),
             json!([[0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 0.0, 0.0]]),
@@ -435,18 +507,48 @@ fn candidates(field: &str) -> Vec<Value> {
             json!([[1e39, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]),
             json!([[3e38, 3e38, 3e38, 3e38], [-3e38, -3e38, -3e38, -3e38], [0.0, 0.0, 0.0, 0.0]]),
         ],
-        "bias" => vec![json!([0.0, 0.0, 0.0]), json!([0.0, 0.0]), json!([1e39, 0.0, 0.0]), json!([0.0, 0.0, 0.0, 0.0])],
-        "temperature" => vec![json!(1.0), json!(0.0), json!(-1.0), json!(1e39), json!(1e-45), json!(1e-30), json!("1")],
+        "bias" => vec![
+            json!([0.0, 0.0, 0.0]),
+            json!([0.0, 0.0]),
+            json!([1e39, 0.0, 0.0]),
+            json!([0.0, 0.0, 0.0, 0.0]),
+        ],
+        "temperature" => vec![
+            json!(1.0),
+            json!(0.0),
+            json!(-1.0),
+            json!(1e39),
+            json!(1e-45),
+            json!(1e-30),
+            json!("1"),
+        ],
         "descriptions" => vec![json!([["a"], ["b"], ["c"]]), json!(3)],
         "training" => vec![json!({"files": [], "examples": 0, "sha256": ""}), json!({"files": 1})],
-        "validation" => vec![json!({"data": "x", "examples": 1, "accuracy": 0.5, "macro_f1": 0.5}), json!({"data": 1})],
+        "validation" => vec![
+            json!({"data": "x", "examples": 1, "accuracy": 0.5, "macro_f1": 0.5}),
+            json!({"data": 1}),
+        ],
         _ => vec![],
     };
     specific.into_iter().chain(common).collect()
 }
 
 const HEAD_FIELDS: &[&str] = &[
-    "format", "version", "kind", "task", "labels", "encoder", "dim", "features", "weights", "bias", "temperature", "descriptions", "training", "validation", "extra",
+    "format",
+    "version",
+    "kind",
+    "task",
+    "labels",
+    "encoder",
+    "dim",
+    "features",
+    "weights",
+    "bias",
+    "temperature",
+    "descriptions",
+    "training",
+    "validation",
+    "extra",
 ];
 
 /// A valid head with some fields replaced or removed, then some bytes flipped,
@@ -509,7 +611,11 @@ fn head_context_with_huge_dim_is_refused_without_panic() {
         let bytes = serde_json::to_vec(&v).unwrap();
         let hf: HeadFile = serde_json::from_slice(&bytes).unwrap();
         let r = std::panic::catch_unwind(|| hf.check(Path::new(HEAD_NAME)).is_err());
-        assert_eq!(r.ok(), Some(true), "dim {dim} with context features: check must return an error, not panic or accept");
+        assert_eq!(
+            r.ok(),
+            Some(true),
+            "dim {dim} with context features: check must return an error, not panic or accept"
+        );
     }
 }
 
@@ -556,13 +662,21 @@ proptest! {
 /// Lines `read_jsonl` must yield an item for: those with something other than
 /// whitespace once decoded (lossily) — split on `\n` as it does.
 fn nonblank_lines(bytes: &[u8]) -> usize {
-    bytes.split(|&b| b == b'\n').filter(|l| !String::from_utf8_lossy(l).trim().is_empty()).count()
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !String::from_utf8_lossy(l).trim().is_empty())
+        .count()
 }
 
 fn check_jsonl(bytes: &[u8]) -> Result<Vec<Item>, TestCaseError> {
     let mut warnings = Vec::new();
     let items = read_jsonl(bytes, "<stdin>", &mut warnings);
-    prop_assert_eq!(items.len(), nonblank_lines(bytes), "one item per non-empty line of {:?}", String::from_utf8_lossy(bytes));
+    prop_assert_eq!(
+        items.len(),
+        nonblank_lines(bytes),
+        "one item per non-empty line of {:?}",
+        String::from_utf8_lossy(bytes)
+    );
     for it in &items {
         if let Item::Bad { error, .. } = it {
             prop_assert!(error.contains("<stdin>:"), "error does not name input and line: {}", error);
@@ -571,10 +685,30 @@ fn check_jsonl(bytes: &[u8]) -> Result<Vec<Item>, TestCaseError> {
     Ok(items)
 }
 
-const ODD_LINES: &[&str] = &["", " ", "\r", "\t \r", "[1,2]", "null", "\"text\"", "{}", "{\"text\":", "\u{FEFF}{\"text\":\"x\"}"];
+const ODD_LINES: &[&str] = &[
+    "",
+    " ",
+    "\r",
+    "\t \r",
+    "[1,2]",
+    "null",
+    "\"text\"",
+    "{}",
+    "{\"text\":",
+    "\u{FEFF}{\"text\":\"x\"}",
+];
 
 fn jsonl_line() -> impl Strategy<Value = Vec<u8>> {
-    let id = prop::sample::select(vec![json!("a"), json!("a#2"), json!("b"), json!("1"), json!(1), json!(2.5), Value::Null, json!(["x"])]);
+    let id = prop::sample::select(vec![
+        json!("a"),
+        json!("a#2"),
+        json!("b"),
+        json!("1"),
+        json!(1),
+        json!(2.5),
+        Value::Null,
+        json!(["x"]),
+    ]);
     let text = prop_oneof![
         Just(json!("Una frase. Un'altra frase.")),
         any::<String>().prop_map(Value::from),
@@ -665,7 +799,14 @@ fn jsonl_duplicates_kept_and_extra_fields_carried() {
 // (e) Decoding
 // ---------------------------------------------------------------------------
 
-const BOMS: &[&[u8]] = &[b"", b"\xEF\xBB\xBF", b"\xFF\xFE", b"\xFE\xFF", b"\xEF\xBB\xBF\xEF\xBB\xBF", b"\xEF\xBB\xBF\xFF\xFE"];
+const BOMS: &[&[u8]] = &[
+    b"",
+    b"\xEF\xBB\xBF",
+    b"\xFF\xFE",
+    b"\xFE\xFF",
+    b"\xEF\xBB\xBF\xEF\xBB\xBF",
+    b"\xEF\xBB\xBF\xFF\xFE",
+];
 
 fn check_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
     for lossy in [false, true] {

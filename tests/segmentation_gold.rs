@@ -29,11 +29,23 @@ fn gold_boundaries_per_language() {
         per_lang.entry(lang.to_string()).or_default().add(c);
     }
     for (lang, c) in &per_lang {
-        eprintln!("{lang}: recall {:.3} ({}/{}), spurious {:.3} ({}/{})", c.recall(), c.found, c.gold, c.spurious_rate(), c.spurious, c.predicted);
+        eprintln!(
+            "{lang}: recall {:.3} ({}/{}), spurious {:.3} ({}/{})",
+            c.recall(),
+            c.found,
+            c.gold,
+            c.spurious_rate(),
+            c.spurious,
+            c.predicted
+        );
     }
     for (lang, c) in &per_lang {
         assert!(c.recall() >= 0.98, "{lang}: recall {:.3} < 0.98; {misses:?}", c.recall());
-        assert!(c.spurious_rate() <= 0.02, "{lang}: spurious {:.3} > 0.02; {misses:?}", c.spurious_rate());
+        assert!(
+            c.spurious_rate() <= 0.02,
+            "{lang}: spurious {:.3} > 0.02; {misses:?}",
+            c.spurious_rate()
+        );
     }
     assert_eq!(per_lang.len(), 5, "languages it, en, fr, de, es");
 }

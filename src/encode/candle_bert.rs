@@ -31,8 +31,16 @@ impl CandleBert {
             Ok(())
         };
         put("embeddings.word_embeddings.weight".into(), image.f32("emb.word")?, &[c.vocab, h])?;
-        put("embeddings.position_embeddings.weight".into(), image.f32("emb.pos")?, &[c.max_positions, h])?;
-        put("embeddings.token_type_embeddings.weight".into(), image.type_embeddings()?, &[c.type_vocab.max(1), h])?;
+        put(
+            "embeddings.position_embeddings.weight".into(),
+            image.f32("emb.pos")?,
+            &[c.max_positions, h],
+        )?;
+        put(
+            "embeddings.token_type_embeddings.weight".into(),
+            image.type_embeddings()?,
+            &[c.type_vocab.max(1), h],
+        )?;
         put("embeddings.LayerNorm.weight".into(), image.f32("emb.ln.w")?, &[h])?;
         put("embeddings.LayerNorm.bias".into(), image.f32("emb.ln.b")?, &[h])?;
         for l in 0..c.layers {
@@ -63,7 +71,14 @@ impl CandleBert {
         .map_err(|e| Error::model(&image.path, e.to_string()))?;
         let vb = VarBuilder::from_tensors(t, DType::F32, device);
         let model = BertModel::load(vb, &config).map_err(|e| Error::model(&image.path, e.to_string()))?;
-        Ok(CandleBert { model, device: device.clone(), dim: h, max_len: c.max_positions, vocab: c.vocab, pad_id: 1 })
+        Ok(CandleBert {
+            model,
+            device: device.clone(),
+            dim: h,
+            max_len: c.max_positions,
+            vocab: c.vocab,
+            pad_id: 1,
+        })
     }
 
     pub fn from_hf_dir(dir: &Path, device: &Device) -> Result<Self> {

@@ -58,7 +58,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            Error::model(self.path, format!("truncated E5S1 file: {what} runs past the end at byte {}", self.pos))
+            Error::model(
+                self.path,
+                format!("truncated E5S1 file: {what} runs past the end at byte {}", self.pos),
+            )
         })?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
@@ -95,7 +98,11 @@ impl<'a> Cursor<'a> {
 
 impl std::fmt::Debug for E5s1 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("E5s1").field("path", &self.path).field("config", &self.config).field("tensors", &self.tensors.len()).finish()
+        f.debug_struct("E5s1")
+            .field("path", &self.path)
+            .field("config", &self.config)
+            .field("tensors", &self.tensors.len())
+            .finish()
     }
 }
 
@@ -106,14 +113,21 @@ impl E5s1 {
     }
 
     pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Self> {
-        let mut c = Cursor { bytes: &bytes, pos: 0, path };
+        let mut c = Cursor {
+            bytes: &bytes,
+            pos: 0,
+            path,
+        };
         let magic = c.take(4, "magic")?;
         if magic != MAGIC {
             return Err(Error::model(path, "not an E5S1 model file (wrong magic bytes)"));
         }
         let version = c.u32("version")?;
         if version != 1 {
-            return Err(Error::model(path, format!("unsupported E5S1 version {version} (this build reads version 1)")));
+            return Err(Error::model(
+                path,
+                format!("unsupported E5S1 version {version} (this build reads version 1)"),
+            ));
         }
         let config = E5s1Config {
             hidden: c.count("hidden", 1 << 16)?,
@@ -127,7 +141,10 @@ impl E5s1 {
         };
         let _qk = c.i32("qk")?;
         if config.hidden == 0 || config.heads == 0 || config.hidden % config.heads != 0 || config.hidden % Q4_0_BLOCK_WEIGHTS != 0 {
-            return Err(Error::model(path, format!("corrupted E5S1 header: hidden {} / heads {}", config.hidden, config.heads)));
+            return Err(Error::model(
+                path,
+                format!("corrupted E5S1 header: hidden {} / heads {}", config.hidden, config.heads),
+            ));
         }
         if !(config.layer_norm_eps.is_finite() && config.layer_norm_eps > 0.0) {
             return Err(Error::model(path, "corrupted E5S1 header: layer_norm_eps"));
@@ -170,14 +187,33 @@ impl E5s1 {
                 }
             };
             if expected != Some(len) {
-                return Err(Error::model(path, format!("tensor {name}: byte length {len} does not fit {elements} elements of {dtype:?}")));
+                return Err(Error::model(
+                    path,
+                    format!("tensor {name}: byte length {len} does not fit {elements} elements of {dtype:?}"),
+                ));
             }
             if offset.checked_add(len).is_none_or(|end| end > bytes.len()) {
-                return Err(Error::model(path, format!("truncated E5S1 file: tensor {name} ends past the end of the file")));
+                return Err(Error::model(
+                    path,
+                    format!("truncated E5S1 file: tensor {name} ends past the end of the file"),
+                ));
             }
-            tensors.insert(name, TensorEntry { dtype, elements, offset, len });
+            tensors.insert(
+                name,
+                TensorEntry {
+                    dtype,
+                    elements,
+                    offset,
+                    len,
+                },
+            );
         }
-        let model = E5s1 { path: path.to_path_buf(), config, bytes, tensors };
+        let model = E5s1 {
+            path: path.to_path_buf(),
+            config,
+            bytes,
+            tensors,
+        };
         model.check_shapes()?;
         Ok(model)
     }
@@ -217,18 +253,26 @@ impl E5s1 {
         for (name, elements) in want {
             let t = self.entry(&name)?;
             if t.elements != elements {
-                return Err(Error::model(&self.path, format!("tensor {name} has {} elements, expected {elements}", t.elements)));
+                return Err(Error::model(
+                    &self.path,
+                    format!("tensor {name} has {} elements, expected {elements}", t.elements),
+                ));
             }
         }
         let ty = self.entry("emb.type")?;
         if ty.elements == 0 || ty.elements % h != 0 {
-            return Err(Error::model(&self.path, format!("tensor emb.type has {} elements, not a multiple of {h}", ty.elements)));
+            return Err(Error::model(
+                &self.path,
+                format!("tensor emb.type has {} elements, not a multiple of {h}", ty.elements),
+            ));
         }
         Ok(())
     }
 
     pub fn entry(&self, name: &str) -> Result<&TensorEntry> {
-        self.tensors.get(name).ok_or_else(|| Error::model(&self.path, format!("tensor {name} is missing")))
+        self.tensors
+            .get(name)
+            .ok_or_else(|| Error::model(&self.path, format!("tensor {name} is missing")))
     }
 
     pub fn raw(&self, name: &str) -> Result<(&TensorEntry, &[u8])> {
@@ -297,7 +341,12 @@ mod tests {
     fn rejects_garbage_without_panic() {
         let p = Path::new("x.bin");
         assert!(E5s1::parse(p, vec![]).is_err());
-        assert!(E5s1::parse(p, b"GGUF0000".to_vec()).unwrap_err().to_string().contains("wrong magic"));
+        assert!(
+            E5s1::parse(p, b"GGUF0000".to_vec())
+                .unwrap_err()
+                .to_string()
+                .contains("wrong magic")
+        );
         let mut h = b"E5S1".to_vec();
         h.extend_from_slice(&1u32.to_le_bytes());
         let err = E5s1::parse(p, h).unwrap_err().to_string();

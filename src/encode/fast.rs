@@ -58,7 +58,10 @@ impl FastBert {
         let c = image.config;
         let (word, bytes) = image.raw("emb.word")?;
         if word.dtype != DType::Q4_0 {
-            return Err(Error::model(&image.path, "emb.word is not Q4_0; the fast forward expects the 4-bit E5S1 layout"));
+            return Err(Error::model(
+                &image.path,
+                "emb.word is not Q4_0; the fast forward expects the 4-bit E5S1 layout",
+            ));
         }
         let mut layers = Vec::with_capacity(c.layers);
         for l in 0..c.layers {
@@ -153,12 +156,52 @@ impl FastBert {
             // SAFETY: q/k/v address l rows of d values at stride 3h inside qkv; the
             // context region of (sequence, head) is written by this task only.
             unsafe {
-                gemm::gemm(l, l, d, scores.as_mut_ptr(), 1, l as isize, false, q, 1, s3h, k, s3h, 1, 0.0, scale, false, false, false, gemm::Parallelism::None);
+                gemm::gemm(
+                    l,
+                    l,
+                    d,
+                    scores.as_mut_ptr(),
+                    1,
+                    l as isize,
+                    false,
+                    q,
+                    1,
+                    s3h,
+                    k,
+                    s3h,
+                    1,
+                    0.0,
+                    scale,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
                 for row in scores.chunks_exact_mut(l) {
                     kernels::softmax(row);
                 }
                 let dst = ctx_ptr.0.add(o * h + hd * d);
-                gemm::gemm(l, d, l, dst, 1, h as isize, false, scores.as_ptr(), 1, l as isize, v, 1, s3h, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+                gemm::gemm(
+                    l,
+                    d,
+                    l,
+                    dst,
+                    1,
+                    h as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    l as isize,
+                    v,
+                    1,
+                    s3h,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
             }
         });
         ctx
@@ -184,24 +227,30 @@ impl FastBert {
         // Embeddings: dequantise only the rows this batch uses.
         let row_bytes = h / Q4_0_BLOCK_WEIGHTS * Q4_0_BLOCK_BYTES;
         let mut x = vec![0f32; n * h];
-        x.par_chunks_mut(h).zip(ids.par_iter().zip(positions.par_iter())).for_each(|(row, (&id, &p))| {
-            let id = id as usize;
-            dequantize_q4_0(&self.word_q4[id * row_bytes..(id + 1) * row_bytes], row);
-            for ((r, pe), te) in row.iter_mut().zip(&self.pos[p * h..(p + 1) * h]).zip(&self.type0) {
-                *r += pe + te;
-            }
-            kernels::layer_norm(row, &self.eln_w, &self.eln_b, self.eps);
-        });
+        x.par_chunks_mut(h)
+            .zip(ids.par_iter().zip(positions.par_iter()))
+            .for_each(|(row, (&id, &p))| {
+                let id = id as usize;
+                dequantize_q4_0(&self.word_q4[id * row_bytes..(id + 1) * row_bytes], row);
+                for ((r, pe), te) in row.iter_mut().zip(&self.pos[p * h..(p + 1) * h]).zip(&self.type0) {
+                    *r += pe + te;
+                }
+                kernels::layer_norm(row, &self.eln_w, &self.eln_b, self.eps);
+            });
         for l in &self.layers[..upto.min(self.layers.len())] {
             let qkv = self.linear(&x, n, h, &l.wqkv, &l.bqkv);
             let ctx = self.attention(&qkv, &spans);
             drop(qkv);
             let ao = self.linear(&ctx, n, h, &l.wao, &l.bao);
-            x.par_chunks_mut(h).zip(ao.par_chunks(h)).for_each(|(xr, ar)| kernels::add_layer_norm(xr, ar, &l.aln_w, &l.aln_b, self.eps));
+            x.par_chunks_mut(h)
+                .zip(ao.par_chunks(h))
+                .for_each(|(xr, ar)| kernels::add_layer_norm(xr, ar, &l.aln_w, &l.aln_b, self.eps));
             let mut fi = self.linear(&x, n, h, &l.wfi, &l.bfi);
             fi.par_chunks_mut(self.ffn * 16).for_each(kernels::gelu);
             let fo = self.linear(&fi, n, self.ffn, &l.wfo, &l.bfo);
-            x.par_chunks_mut(h).zip(fo.par_chunks(h)).for_each(|(xr, fr)| kernels::add_layer_norm(xr, fr, &l.oln_w, &l.oln_b, self.eps));
+            x.par_chunks_mut(h)
+                .zip(fo.par_chunks(h))
+                .for_each(|(xr, fr)| kernels::add_layer_norm(xr, fr, &l.oln_w, &l.oln_b, self.eps));
         }
         Ok((x, spans))
     }
@@ -215,7 +264,10 @@ impl FastBert {
     /// so a tuned variant runs exactly as fast as the base.
     pub fn add_to_weight(&mut self, layer: usize, name: &str, delta: &[f32]) -> Result<()> {
         let h = self.h;
-        let l = self.layers.get_mut(layer).ok_or_else(|| Error::Usage(format!("no layer {layer}")))?;
+        let l = self
+            .layers
+            .get_mut(layer)
+            .ok_or_else(|| Error::Usage(format!("no layer {layer}")))?;
         let target: &mut [f32] = match name {
             "q" => &mut l.wqkv[..h * h],
             "k" => &mut l.wqkv[h * h..2 * h * h],
@@ -226,7 +278,11 @@ impl FastBert {
             other => return Err(Error::Usage(format!("unknown matrix {other}"))),
         };
         if target.len() != delta.len() {
-            return Err(Error::Usage(format!("adapter for l{layer}.{name} has {} values, the matrix {}", delta.len(), target.len())));
+            return Err(Error::Usage(format!(
+                "adapter for l{layer}.{name} has {} values, the matrix {}",
+                delta.len(),
+                target.len()
+            )));
         }
         target.iter_mut().zip(delta).for_each(|(w, d)| *w += d);
         Ok(())

@@ -59,7 +59,11 @@ pub struct EncoderOptions {
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        EncoderOptions { device: "auto".into(), backend: Backend::Auto, batch_tokens: 1024 }
+        EncoderOptions {
+            device: "auto".into(),
+            backend: Backend::Auto,
+            batch_tokens: 1024,
+        }
     }
 }
 
@@ -69,13 +73,17 @@ pub fn select_device(choice: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" => {
             if !cfg!(feature = "cuda") {
-                return Err(Error::Usage("this build has no CUDA support: rebuild with `--features cuda`".into()));
+                return Err(Error::Usage(
+                    "this build has no CUDA support: rebuild with `--features cuda`".into(),
+                ));
             }
             Ok(Device::new_cuda(0)?)
         }
         "metal" => {
             if !cfg!(feature = "metal") {
-                return Err(Error::Usage("this build has no Metal support: rebuild with `--features metal`".into()));
+                return Err(Error::Usage(
+                    "this build has no Metal support: rebuild with `--features metal`".into(),
+                ));
             }
             Ok(Device::new_metal(0)?)
         }
@@ -145,8 +153,14 @@ impl Embedder {
                 (enc, tokenizer.clone())
             }
             _ if model.adapter.is_some() => return Err(Error::Usage(format!("{}: adapters apply to E5S1 variants only", model.variant))),
-            ModelFiles::HfDir(dir) => (Box::new(candle_bert::CandleBert::from_hf_dir(dir, &device)?) as Box<dyn Encoder>, dir.join("tokenizer.json")),
-            ModelFiles::Static { table, tokenizer } => (Box::new(static_emb::StaticEmbedding::load(table)?) as Box<dyn Encoder>, tokenizer.clone()),
+            ModelFiles::HfDir(dir) => (
+                Box::new(candle_bert::CandleBert::from_hf_dir(dir, &device)?) as Box<dyn Encoder>,
+                dir.join("tokenizer.json"),
+            ),
+            ModelFiles::Static { table, tokenizer } => (
+                Box::new(static_emb::StaticEmbedding::load(table)?) as Box<dyn Encoder>,
+                tokenizer.clone(),
+            ),
         };
         let tokenizer = load_tokenizer(&tok_path)?;
         // A tokenizer from another model would index past the embedding table, or
@@ -155,12 +169,18 @@ impl Embedder {
         if tok_vocab > encoder.vocab_size() {
             return Err(Error::model(
                 &tok_path,
-                format!("tokenizer has {tok_vocab} pieces but the model's embedding table has {} rows: they do not belong together", encoder.vocab_size()),
+                format!(
+                    "tokenizer has {tok_vocab} pieces but the model's embedding table has {} rows: they do not belong together",
+                    encoder.vocab_size()
+                ),
             ));
         }
         for (piece, id) in [("<s>", 0u32), ("<pad>", 1), ("</s>", 2)] {
             if tokenizer.token_to_id(piece) != Some(id) {
-                return Err(Error::model(&tok_path, format!("tokenizer does not match the model: {piece} is not id {id}")));
+                return Err(Error::model(
+                    &tok_path,
+                    format!("tokenizer does not match the model: {piece} is not id {id}"),
+                ));
             }
         }
         tracing::info!(variant = %model.variant, backend = encoder.backend(), device = ?device, "encoder loaded");
@@ -194,7 +214,10 @@ impl Embedder {
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         let t0 = Instant::now();
         let inputs: Vec<String> = texts.iter().map(|t| format!("{QUERY_PREFIX}{t}")).collect();
-        let enc = self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let enc = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         let ids: Vec<Vec<u32>> = enc.into_iter().map(|e| e.get_ids().to_vec()).collect();
         self.stats.lock().unwrap().tokenize_secs += t0.elapsed().as_secs_f64();
         Ok(ids)
@@ -231,7 +254,9 @@ impl Embedder {
         }
         let vocab = self.encoder.vocab_size() as u32;
         if let Some(bad) = windows.iter().flatten().find(|&&t| t >= vocab) {
-            return Err(Error::Tokenizer(format!("token id {bad} is outside the model's vocabulary of {vocab}")));
+            return Err(Error::Tokenizer(format!(
+                "token id {bad} is outside the model's vocabulary of {vocab}"
+            )));
         }
         // Length-sorted batches keep padding small; cap padded tokens per batch.
         let mut order: Vec<usize> = (0..windows.len()).collect();

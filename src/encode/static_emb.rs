@@ -19,14 +19,28 @@ pub struct StaticEmbedding {
 impl StaticEmbedding {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
-        let t = st.tensor(TABLE_NAME).map_err(|_| Error::model(path, format!("no tensor named {TABLE_NAME}")))?;
+        let st =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
+        let t = st
+            .tensor(TABLE_NAME)
+            .map_err(|_| Error::model(path, format!("no tensor named {TABLE_NAME}")))?;
         let shape = t.shape();
         if shape.len() != 2 || t.dtype() != safetensors::Dtype::F32 {
-            return Err(Error::model(path, format!("{TABLE_NAME} must be a 2-D f32 tensor, found {:?} {shape:?}", t.dtype())));
+            return Err(Error::model(
+                path,
+                format!("{TABLE_NAME} must be a 2-D f32 tensor, found {:?} {shape:?}", t.dtype()),
+            ));
         }
-        let table = t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-        Ok(StaticEmbedding { table, vocab: shape[0], dim: shape[1] })
+        let table = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        Ok(StaticEmbedding {
+            table,
+            vocab: shape[0],
+            dim: shape[1],
+        })
     }
 
     pub fn from_table(table: Vec<f32>, vocab: usize, dim: usize) -> Self {
@@ -113,7 +127,8 @@ fn unigram_probs(tokenizer: &tokenizers::Tokenizer, vocab: usize) -> Vec<f32> {
 
 pub fn save(path: &Path, table: &[f32], vocab: usize, dim: usize, meta: std::collections::HashMap<String, String>) -> Result<()> {
     let bytes: Vec<u8> = table.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![vocab, dim], &bytes).map_err(|e| Error::model(path, e.to_string()))?;
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![vocab, dim], &bytes)
+        .map_err(|e| Error::model(path, e.to_string()))?;
     let out = safetensors::serialize([(TABLE_NAME, view)], Some(meta)).map_err(|e| Error::model(path, e.to_string()))?;
     crate::util::write_atomic(path, &out)
 }

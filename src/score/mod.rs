@@ -103,11 +103,17 @@ impl HeadFile {
             return Err(Error::head(path, format!("format is {:?}, expected {HEAD_FORMAT:?}", self.format)));
         }
         if self.version != HEAD_VERSION {
-            return Err(Error::head(path, format!("head version {} is not supported (this build reads {HEAD_VERSION})", self.version)));
+            return Err(Error::head(
+                path,
+                format!("head version {} is not supported (this build reads {HEAD_VERSION})", self.version),
+            ));
         }
         let labels: Vec<&str> = self.labels.iter().map(String::as_str).collect();
         if labels != self.task.labels() {
-            return Err(Error::head(path, format!("labels {labels:?} do not match the {} task", self.task.name())));
+            return Err(Error::head(
+                path,
+                format!("labels {labels:?} do not match the {} task", self.task.name()),
+            ));
         }
         if self.dim == 0 || self.dim > 1 << 16 {
             return Err(Error::head(path, format!("dim {} is out of range", self.dim)));
@@ -119,7 +125,9 @@ impl HeadFile {
         if self.weights.len() != 3 || self.weights.iter().any(|r| r.len() != in_dim) || self.bias.len() != 3 {
             return Err(Error::head(path, format!("weights must be 3 × {in_dim} and bias 3")));
         }
-        if !(self.temperature.is_finite() && self.temperature > 0.0) || self.weights.iter().flatten().chain(&self.bias).any(|x| !x.is_finite()) {
+        if !(self.temperature.is_finite() && self.temperature > 0.0)
+            || self.weights.iter().flatten().chain(&self.bias).any(|x| !x.is_finite())
+        {
             return Err(Error::head(path, "non-finite weights or temperature"));
         }
         if !matches!(self.kind.as_str(), "linear" | "prototype") {
@@ -145,7 +153,10 @@ impl HeadFile {
         if self.encoder != variant || self.dim != dim {
             return Err(Error::head(
                 path,
-                format!("head was built for encoder {} ({}-d), not {variant} ({dim}-d): train one with `stance train --model {variant}`", self.encoder, self.dim),
+                format!(
+                    "head was built for encoder {} ({}-d), not {variant} ({dim}-d): train one with `stance train --model {variant}`",
+                    self.encoder, self.dim
+                ),
             ));
         }
         Ok(())
@@ -212,7 +223,11 @@ pub fn heads_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let local = PathBuf::from("models/heads");
-    if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads") }
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads")
+    }
 }
 
 /// The file of a named head (`linear`, `prototype`, `context`) for a task and encoder
@@ -248,9 +263,17 @@ pub fn features(vectors: &[Vec<f32>], kind: Features) -> Array2<f32> {
                     row[j] = *x;
                 }
                 // The neighbours' mean; a sentence without neighbours is its own context.
-                let neigh: Vec<&Vec<f32>> = [i.checked_sub(1), Some(i + 1)].into_iter().flatten().filter_map(|k| vectors.get(k)).collect();
+                let neigh: Vec<&Vec<f32>> = [i.checked_sub(1), Some(i + 1)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| vectors.get(k))
+                    .collect();
                 for j in 0..dim {
-                    row[dim + j] = if neigh.is_empty() { v[j] } else { neigh.iter().map(|n| n[j]).sum::<f32>() / neigh.len() as f32 };
+                    row[dim + j] = if neigh.is_empty() {
+                        v[j]
+                    } else {
+                        neigh.iter().map(|n| n[j]).sum::<f32>() / neigh.len() as f32
+                    };
                 }
             }
             out
