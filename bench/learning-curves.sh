@@ -10,7 +10,7 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 S=eval/stance-train
 f1() { # head data [lang]
   "$BIN" eval --task stance --data "$2" --variants e5-small-q4 --heads "$1" --format json |
-    python3 -c "import json,sys; r=json.load(sys.stdin)['rows'][1]; l='$3'; m=r['per_language'][l] if l else r['metrics']; print(f\"{m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.2f}-{m['macro_f1_ci'][1]:.2f}]\")"
+    python3 -c "import json,sys; r=json.load(sys.stdin)['rows'][1]; l='${3:-}'; m=r['per_language'][l] if l else r['metrics']; print(f\"{m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.2f}-{m['macro_f1_ci'][1]:.2f}]\")"
 }
 train() { "$BIN" train --task stance --data "${@:2}" --out "$T/$1.json" >/dev/null 2>&1; }
 echo "| training files | sentences | seeds macro-F1 [95% CI] |"

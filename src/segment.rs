@@ -141,10 +141,10 @@ pub fn collapse_whitespace(s: &str) -> String {
     out
 }
 
-/// Whitespace, plus zero-width space, word joiner and BOM. (Zero-width joiners stay
-/// text: they bind emoji sequences and Persian or Indic letters.)
+/// Whitespace, plus zero-width space and BOM. (Joiners stay text: they bind emoji
+/// sequences, Persian or Indic letters, and words that must not break.)
 fn is_space(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '\u{200B}' | '\u{2060}' | '\u{FEFF}')
+    c.is_whitespace() || matches!(c, '\u{200B}' | '\u{FEFF}')
 }
 
 fn trim_span(text: &str, start: usize, end: usize) -> (usize, usize) {
