@@ -131,15 +131,17 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         items.extend(batch::read_jsonl(std::io::stdin().lock(), "<stdin>", &mut warnings));
     }
     items.extend(batch::list_files(&paths, a.glob.as_deref())?);
+    if items.is_empty() {
+        bail!("no input articles (check the paths and --glob)");
+    }
     if let Some(spec) = &a.shard {
+        // A shard may well be empty (few articles, many shards): that is not an error,
+        // it writes an empty output so that merging finds every part.
         let (k, n) = parse_shard(spec)?;
         items.retain(|it| batch::shard_of(it.id(), n) == k);
     }
     for w in &warnings {
         eprintln!("stance: warning: {w}");
-    }
-    if items.is_empty() {
-        bail!("no input articles (check the paths and --glob)");
     }
     let scorer = Scorer::load(&ScorerOptions {
         model: a.model.model.clone(),

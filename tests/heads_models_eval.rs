@@ -46,10 +46,7 @@ fn heads_round_trip_bit_identically_and_sum_to_one() {
 
 #[test]
 fn head_for_another_encoder_is_refused() {
-    let err = score::load_head("linear", Task::Stance, "e5-small-static", 384)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = score::load_head("linear", Task::Stance, "e5-small", 384).err().unwrap().to_string();
     assert!(err.contains("no such head file") || err.contains("built for encoder"), "{err}");
     // A head file that names another encoder, loaded for this one.
     let d = tempfile::tempdir().unwrap();
