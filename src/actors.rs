@@ -25,12 +25,7 @@ pub struct Gazetteer {
 
 /// The gazetteer shipped in `models/actors.tsv` (users extend it or pass their own).
 pub fn default_path() -> PathBuf {
-    let local = PathBuf::from("models/actors.tsv");
-    if local.is_file() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/actors.tsv")
-    }
+    crate::util::shipped("models/actors.tsv")
 }
 
 /// Pronouns that start a sentence about someone already named (it, en, fr, de, es).

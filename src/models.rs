@@ -88,12 +88,7 @@ pub fn adapter_variants() -> Vec<String> {
 
 /// Where committed adapters live (`models/adapters/BASE+NAME.safetensors`).
 pub fn adapters_dir() -> PathBuf {
-    let local = PathBuf::from("models/adapters");
-    if local.is_dir() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/adapters")
-    }
+    crate::util::shipped("models/adapters")
 }
 
 pub struct VariantInfo {

@@ -5,6 +5,18 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// A file or folder the project ships under `models/`: relative to the current
+/// directory when run from the repository, else in the source tree the binary was
+/// built from.
+pub fn shipped(rel: &str) -> std::path::PathBuf {
+    let local = std::path::PathBuf::from(rel);
+    if local.exists() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+}
+
 /// Writes a file whole or not at all: a temporary file in the same folder, synced, then
 /// renamed over the destination.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -222,12 +222,7 @@ pub fn heads_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("STANCE_HEADS") {
         return PathBuf::from(d);
     }
-    let local = PathBuf::from("models/heads");
-    if local.is_dir() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads")
-    }
+    crate::util::shipped("models/heads")
 }
 
 /// The file of a named head (`linear`, `prototype`, `context`) for a task and encoder
