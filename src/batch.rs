@@ -99,13 +99,14 @@ pub fn read_jsonl(reader: impl BufRead, name: &str, warnings: &mut Vec<String>) 
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, line) in reader.split(b'\n').enumerate() {
         let n = i + 1;
+        let bad = |problem: String| Item::Bad {
+            id: format!("{name}:{n}"),
+            error: format!("{name}:{n}: {problem}"),
+        };
         let line = match line {
             Ok(l) => l,
             Err(e) => {
-                out.push(Item::Bad {
-                    id: format!("{name}:{n}"),
-                    error: format!("{name}:{n}: cannot read: {e}"),
-                });
+                out.push(bad(format!("cannot read: {e}")));
                 break;
             }
         };
@@ -117,18 +118,12 @@ pub fn read_jsonl(reader: impl BufRead, name: &str, warnings: &mut Vec<String>) 
         let v: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
-                out.push(Item::Bad {
-                    id: format!("{name}:{n}"),
-                    error: format!("{name}:{n}: not valid JSON: {e}"),
-                });
+                out.push(bad(format!("not valid JSON: {e}")));
                 continue;
             }
         };
         let Value::Object(mut obj) = v else {
-            out.push(Item::Bad {
-                id: format!("{name}:{n}"),
-                error: format!("{name}:{n}: expected a JSON object"),
-            });
+            out.push(bad("expected a JSON object".into()));
             continue;
         };
         let id = match obj.remove("id") {

@@ -85,20 +85,14 @@ impl Default for ScorerOptions {
 impl Scorer {
     pub fn load(opts: &ScorerOptions) -> Result<Scorer> {
         let resolved = models::resolve(&opts.model, true)?;
-        // Heads are checked against the variant before the (slower) encoder loads.
-        let dim_hint = |spec: &str, task| -> Result<()> {
-            let path = score::head_path(spec, task, &resolved.variant);
-            let hf = score::HeadFile::load(&path)?;
-            if hf.encoder != resolved.variant {
-                hf.check_encoder(&path, &resolved.variant, hf.dim)?;
-            }
-            Ok(())
-        };
-        dim_hint(&opts.stance_head, Task::Stance)?;
-        dim_hint(&opts.sentiment_head, Task::Sentiment)?;
+        // Heads are read and checked against the variant before the (slower) encoder
+        // loads, and against its width after.
+        let (stance, stance_path) = score::read_head(&opts.stance_head, Task::Stance, &resolved.variant)?;
+        let (sentiment, sentiment_path) = score::read_head(&opts.sentiment_head, Task::Sentiment, &resolved.variant)?;
         let embedder = Embedder::load(&resolved, &opts.encoder)?;
-        let (stance, stance_path) = score::load_head(&opts.stance_head, Task::Stance, &resolved.variant, embedder.dim())?;
-        let (sentiment, sentiment_path) = score::load_head(&opts.sentiment_head, Task::Sentiment, &resolved.variant, embedder.dim())?;
+        stance.check_encoder(&stance_path, &resolved.variant, embedder.dim())?;
+        sentiment.check_encoder(&sentiment_path, &resolved.variant, embedder.dim())?;
+        let (stance, sentiment) = (stance.into_head(), sentiment.into_head());
         Ok(Scorer {
             embedder,
             stance,

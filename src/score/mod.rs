@@ -235,12 +235,20 @@ pub fn head_path(spec: &str, task: Task, variant: &str) -> PathBuf {
     heads_dir().join(format!("{}-{spec}.{variant}.json", task.name()))
 }
 
-pub fn load_head(spec: &str, task: Task, variant: &str, dim: usize) -> Result<(Box<dyn Head>, PathBuf)> {
+/// Reads a named head for a task and encoder variant and checks both, without needing
+/// the encoder: callers check its width with [`HeadFile::check_encoder`] once loaded.
+pub fn read_head(spec: &str, task: Task, variant: &str) -> Result<(HeadFile, PathBuf)> {
     let path = head_path(spec, task, variant);
     let hf = HeadFile::load(&path)?;
     if hf.task != task {
         return Err(Error::head(&path, format!("is a {} head, not {}", hf.task.name(), task.name())));
     }
+    hf.check_encoder(&path, variant, hf.dim)?;
+    Ok((hf, path))
+}
+
+pub fn load_head(spec: &str, task: Task, variant: &str, dim: usize) -> Result<(Box<dyn Head>, PathBuf)> {
+    let (hf, path) = read_head(spec, task, variant)?;
     hf.check_encoder(&path, variant, dim)?;
     Ok((hf.into_head(), path))
 }
