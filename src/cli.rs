@@ -398,7 +398,7 @@ fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
             };
             let t0 = std::time::Instant::now();
             let image = stance::encode::e5s1::E5s1::open(weights)?;
-            let fast = stance::encode::fast::FastBert::from_e5s1(&image)?;
+            let fast = stance::encode::fast::FastBert::from_e5s1(&image, stance::encode::fast::Precision::F32)?;
             let tok = stance::encode::load_tokenizer(tokenizer)?;
             let bar = crate::commands::progress_bar(tok.get_vocab_size(true) as u64, "distilling");
             let (table, vocab, dim) = stance::encode::static_emb::distill(&fast, &tok, batch, &mut |n| bar.inc(n as u64))?;

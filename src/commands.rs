@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use stance::cache::{VectorCache, embed_cached};
 use stance::data::{self, Example, Task};
-use stance::encode::Embedder;
+use stance::encode::{Embedder, EncoderOptions};
 use stance::eval::Metrics;
 use stance::score::{self, Features, HeadFile, Training, Validation, prototype};
 use stance::{models, train};
@@ -100,6 +100,10 @@ pub struct BenchArgs {
     /// Padded tokens per forward batch.
     #[arg(long, default_value_t = 1024)]
     batch_tokens: usize,
+    /// Afterwards, embed the same sentences with the f32 forward (`--backend fast`) and
+    /// report how far the vectors are from it (worst and mean cosine).
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
@@ -577,6 +581,29 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         base,
         rayon::current_num_threads()
     );
+    if a.check {
+        let reference = Embedder::load(
+            &resolved,
+            &EncoderOptions {
+                backend: stance::encode::Backend::Fast,
+                ..opts
+            },
+        )?;
+        let refs = reference.embed_ids(&ids, &mut |_| {})?;
+        let cos: Vec<f32> = vecs.iter().zip(&refs).map(|(a, b)| stance::encode::cosine(a, b)).collect();
+        let (worst, at) = cos
+            .iter()
+            .enumerate()
+            .fold((f32::INFINITY, 0), |m, (i, &c)| if c < m.0 { (c, i) } else { m });
+        println!(
+            "check against {}: worst cosine {worst:.7} (line {}), mean {:.7}, below 0.9999: {} of {}",
+            reference.backend(),
+            at + 1,
+            cos.iter().map(|&c| c as f64).sum::<f64>() / cos.len() as f64,
+            cos.iter().filter(|&&c| c < 0.9999).count(),
+            cos.len()
+        );
+    }
     Ok(0)
 }
 
@@ -592,7 +619,8 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         bail!("--finetune starts from a base variant, not {}", resolved.variant);
     }
     let image = stance::encode::e5s1::E5s1::open(weights)?;
-    let fast = stance::encode::fast::FastBert::from_e5s1(&image)?;
+    // The reference precision, so a run gives the same result on any CPU.
+    let fast = stance::encode::fast::FastBert::from_e5s1(&image, stance::encode::fast::Precision::F32)?;
     let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let ids = emb.tokenize(&texts)?;

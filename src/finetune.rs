@@ -284,7 +284,7 @@ pub fn frozen_hidden(fast: &FastBert, ids: &[Vec<u32>], upto: usize, progress: &
     Ok(out)
 }
 
-/// Loads an adapter file and merges it into a fast forward: W += (α/r)·B·A.
+/// Loads an adapter file and adds it to a fast forward: W += (α/r)·B·A.
 pub fn merge_adapter(fast: &mut FastBert, path: &Path) -> Result<AdapterInfo> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (_, meta) =
@@ -339,19 +339,8 @@ pub fn merge_adapter(fast: &mut FastBert, path: &Path) -> Result<AdapterInfo> {
                 format!("{stem}: shapes {ash:?} and {bsh:?} do not fit rank {rank}"),
             ));
         }
-        let (out, inp) = (bsh[0], ash[1]);
-        let mut delta = vec![0f32; out * inp];
-        for o in 0..out {
-            for r in 0..rank {
-                let bv = b[o * rank + r] * scale;
-                if bv == 0.0 {
-                    continue;
-                }
-                let arow = &a[r * inp..(r + 1) * inp];
-                delta[o * inp..(o + 1) * inp].iter_mut().zip(arow).for_each(|(d, x)| *d += bv * x);
-            }
-        }
-        fast.add_to_weight(layer, m, &delta)
+        let b: Vec<f32> = b.iter().map(|v| v * scale).collect();
+        fast.add_low_rank(layer, m, rank, a, b)
             .map_err(|e| Error::model(path, e.to_string()))?;
     }
     Ok(info)

@@ -41,7 +41,7 @@ fn embedder(backend: Backend) -> Embedder {
 fn vectors_match_independent_reference() {
     let (sents, refs) = reference();
     let texts: Vec<&str> = sents.iter().map(String::as_str).collect();
-    for backend in [Backend::Fast, Backend::Candle] {
+    for backend in [Backend::Fast, Backend::Int8, Backend::Candle] {
         let emb = embedder(backend);
         let batched = emb.embed(&texts).unwrap();
         for (i, t) in texts.iter().enumerate() {
@@ -78,4 +78,35 @@ fn long_sentences_are_windowed_not_cut() {
     let v = emb.embed(&[&a, &b]).unwrap();
     let c = cosine(&v[0], &v[1]);
     assert!(c < 0.99, "the tail beyond 512 tokens must count: cosine {c}");
+}
+
+/// Sentence texts of a LABELING.md TSV file (the `text` column).
+fn texts_of(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').nth(4))
+        .filter(|t| !t.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn integer_forward_stays_within_cosine_0_9999_of_f32() {
+    // Real and news-style sentences in five languages, short and long.
+    let mut sents = texts_of("eval/stance-dev-seeds.tsv");
+    sents.extend(texts_of("eval/sentiment-news-test.tsv"));
+    assert!(sents.len() > 600, "{} sentences", sents.len());
+    let texts: Vec<&str> = sents.iter().map(String::as_str).collect();
+    let (f32_emb, int8_emb) = (embedder(Backend::Fast), embedder(Backend::Int8));
+    let (a, b) = (f32_emb.embed(&texts).unwrap(), int8_emb.embed(&texts).unwrap());
+    let (worst, at) = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| cosine(x, y))
+        .enumerate()
+        .fold((1.0f32, 0), |m, (i, c)| if c < m.0 { (c, i) } else { m });
+    assert!(worst >= 0.9999, "cosine {worst} for {:?}", texts[at]);
+    // And the integer path is not the f32 path in disguise.
+    assert!(a.iter().zip(&b).any(|(x, y)| x != y));
 }

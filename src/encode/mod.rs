@@ -8,6 +8,7 @@
 pub mod candle_bert;
 pub mod e5s1;
 pub mod fast;
+pub mod int8;
 pub mod kernels;
 pub mod static_emb;
 
@@ -41,12 +42,15 @@ pub trait Encoder: Send + Sync {
 /// Which implementation runs a transformer variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
-    /// Our own forward on the CPU for E5S1 images; candle's BERT otherwise.
+    /// Our own forward on the CPU for E5S1 images (integer GEMMs where the CPU has
+    /// AVX2, else f32); candle's BERT otherwise.
     Auto,
     /// candle-transformers' `BertModel` (dequantised f32), on any candle device.
     Candle,
-    /// Our own CPU forward (quantised embedding table, fused kernels).
+    /// Our own CPU forward in f32 (quantised embedding table, fused kernels).
     Fast,
+    /// Our own CPU forward with integer GEMMs on the 4-bit weights and 8-bit activations.
+    Int8,
 }
 
 #[derive(Debug, Clone)]
@@ -134,15 +138,16 @@ impl Embedder {
         let device = select_device(&opts.device)?;
         let (encoder, tok_path): (Box<dyn Encoder>, _) = match &model.files {
             ModelFiles::E5s1 { weights, tokenizer } => {
-                let use_fast = match opts.backend {
-                    Backend::Fast => true,
-                    Backend::Candle => false,
-                    Backend::Auto => device.is_cpu(),
+                let precision = match opts.backend {
+                    Backend::Fast => Some(fast::Precision::F32),
+                    Backend::Int8 => Some(fast::Precision::Int8),
+                    Backend::Candle => None,
+                    Backend::Auto => device.is_cpu().then(fast::Precision::best_for_cpu),
                 };
                 let image = e5s1::E5s1::open(weights)?;
-                let enc: Box<dyn Encoder> = if use_fast || model.adapter.is_some() {
-                    // Adapters are merged into the fast forward's weights.
-                    let mut f = fast::FastBert::from_e5s1(&image)?;
+                let enc: Box<dyn Encoder> = if precision.is_some() || model.adapter.is_some() {
+                    // Adapters are added to the fast forward's weights.
+                    let mut f = fast::FastBert::from_e5s1(&image, precision.unwrap_or_else(fast::Precision::best_for_cpu))?;
                     if let Some(a) = &model.adapter {
                         crate::finetune::merge_adapter(&mut f, a)?;
                     }
