@@ -47,6 +47,21 @@ pub struct E5s1 {
     pub config: E5s1Config,
     bytes: Vec<u8>,
     tensors: HashMap<String, TensorEntry>,
+    /// Byte range of the embedded tokenizer.
+    tokenizer: std::ops::Range<usize>,
+}
+
+/// The embedded tokenizer, parsed (sizes were checked when the image was opened).
+pub struct TokenizerSection<'a> {
+    pub bos: u32,
+    pub eos: u32,
+    pub pad: u32,
+    pub unk: u32,
+    pub offsets: Vec<u32>,
+    pub scores: Vec<f32>,
+    pub blob: &'a [u8],
+    /// Code point → replacement code points (possibly none).
+    pub norm: Vec<(u32, Vec<u32>)>,
 }
 
 struct Cursor<'a> {
@@ -149,7 +164,8 @@ impl E5s1 {
         if !(config.layer_norm_eps.is_finite() && config.layer_norm_eps > 0.0) {
             return Err(Error::model(path, "corrupted E5S1 header: layer_norm_eps"));
         }
-        // Embedded tokenizer: skipped, tokenizer.json is authoritative.
+        // Embedded tokenizer: located here, read by `unigram.rs` when asked for.
+        let tok_start = c.pos;
         let n_pieces = c.count("n_pieces", 1 << 24)?;
         for what in ["bos", "eos", "pad", "unk"] {
             c.i32(what)?;
@@ -161,6 +177,7 @@ impl E5s1 {
         let _n_norm = c.i32("normalisation entries")?;
         let norm_bytes = c.u32("normalisation bytes")? as usize;
         c.take(norm_bytes, "normalisation map")?;
+        let tokenizer = tok_start..c.pos;
         let n_tensors = c.count("n_tensors", 1 << 16)?;
         let mut tensors = HashMap::with_capacity(n_tensors);
         for _ in 0..n_tensors {
@@ -213,6 +230,7 @@ impl E5s1 {
             config,
             bytes,
             tensors,
+            tokenizer,
         };
         model.check_shapes()?;
         Ok(model)
@@ -273,6 +291,56 @@ impl E5s1 {
         self.tensors
             .get(name)
             .ok_or_else(|| Error::model(&self.path, format!("tensor {name} is missing")))
+    }
+
+    /// The embedded tokenizer's vocabulary, scores and normalisation map.
+    pub fn tokenizer_section(&self) -> Result<TokenizerSection<'_>> {
+        let mut c = Cursor {
+            bytes: &self.bytes[..self.tokenizer.end],
+            pos: self.tokenizer.start,
+            path: &self.path,
+        };
+        let n = c.count("n_pieces", 1 << 24)?;
+        let mut ids = [0u32; 4];
+        for (v, what) in ids.iter_mut().zip(["bos", "eos", "pad", "unk"]) {
+            *v = c.count(what, n.saturating_sub(1))? as u32;
+        }
+        let blob_len = c.u64("blob_len")? as usize;
+        let offsets = c
+            .take((n + 1) * 4, "piece offsets")?
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let scores = c
+            .take(n * 4, "piece scores")?
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let blob = c.take(blob_len, "piece blob")?;
+        let n_norm = c.count("normalisation entries", 1 << 24)?;
+        let norm_bytes = c.u32("normalisation bytes")? as usize;
+        let mut m = Cursor {
+            bytes: c.take(norm_bytes, "normalisation map")?,
+            pos: 0,
+            path: &self.path,
+        };
+        let mut norm = Vec::with_capacity(n_norm.min(1 << 16));
+        for _ in 0..n_norm {
+            let cp = m.u32("normalised code point")?;
+            let k = m.u8("replacement length")? as usize;
+            let repl = (0..k).map(|_| m.u32("replacement code point")).collect::<Result<Vec<u32>>>()?;
+            norm.push((cp, repl));
+        }
+        Ok(TokenizerSection {
+            bos: ids[0],
+            eos: ids[1],
+            pad: ids[2],
+            unk: ids[3],
+            offsets,
+            scores,
+            blob,
+            norm,
+        })
     }
 
     pub fn raw(&self, name: &str) -> Result<(&TensorEntry, &[u8])> {

@@ -132,7 +132,10 @@ impl FastBert {
                     w.extend(g(n)?);
                 }
                 if w.len() != out * k {
-                    return Err(Error::model(&image.path, format!("l{l}.{} has {} values, expected {}", names[0], w.len(), out * k)));
+                    return Err(Error::model(
+                        &image.path,
+                        format!("l{l}.{} has {} values, expected {}", names[0], w.len(), out * k),
+                    ));
                 }
                 Ok(Matrix::F32(w))
             };

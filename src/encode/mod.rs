@@ -11,6 +11,7 @@ pub mod fast;
 pub mod int8;
 pub mod kernels;
 pub mod static_emb;
+pub mod unigram;
 
 use std::path::Path;
 use std::time::Instant;
@@ -119,11 +120,48 @@ pub struct EmbedStats {
 
 pub struct Embedder {
     pub variant: String,
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     encoder: Box<dyn Encoder>,
     pub batch_tokens: usize,
     pub device: String,
     stats: std::sync::Mutex<EmbedStats>,
+}
+
+/// Text to token ids: the `tokenizers` crate for `tokenizer.json` files, or an E5S1
+/// image's own embedded Unigram (same ids, a fraction of the memory and load time).
+pub enum TextTokenizer {
+    Hf(Tokenizer),
+    Embedded(unigram::Unigram),
+}
+
+impl TextTokenizer {
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            TextTokenizer::Hf(t) => t.get_vocab_size(true),
+            TextTokenizer::Embedded(u) => u.vocab_size(),
+        }
+    }
+
+    pub fn token_to_id(&self, piece: &str) -> Option<u32> {
+        match self {
+            TextTokenizer::Hf(t) => t.token_to_id(piece),
+            TextTokenizer::Embedded(u) => u.piece_id(piece),
+        }
+    }
+
+    /// Ids of each text with `<s>` and `</s>`.
+    pub fn encode_batch(&self, texts: Vec<String>) -> Result<Vec<Vec<u32>>> {
+        use rayon::prelude::*;
+        match self {
+            TextTokenizer::Hf(t) => Ok(t
+                .encode_batch(texts, true)
+                .map_err(|e| Error::Tokenizer(e.to_string()))?
+                .into_iter()
+                .map(|e| e.get_ids().to_vec())
+                .collect()),
+            TextTokenizer::Embedded(u) => Ok(texts.par_iter().map(|t| u.encode(t)).collect()),
+        }
+    }
 }
 
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
@@ -136,6 +174,7 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
 impl Embedder {
     pub fn load(model: &ResolvedModel, opts: &EncoderOptions) -> Result<Self> {
         let device = select_device(&opts.device)?;
+        let mut embedded = None;
         let (encoder, tok_path): (Box<dyn Encoder>, _) = match &model.files {
             ModelFiles::E5s1 { weights, tokenizer } => {
                 let precision = match opts.backend {
@@ -145,6 +184,9 @@ impl Embedder {
                     Backend::Auto => device.is_cpu().then(fast::Precision::best_for_cpu),
                 };
                 let image = e5s1::E5s1::open(weights)?;
+                if std::env::var_os("STANCE_HF_TOKENIZER").is_none() {
+                    embedded = Some(unigram::Unigram::from_e5s1(&image)?);
+                }
                 let enc: Box<dyn Encoder> = if precision.is_some() || model.adapter.is_some() {
                     // Adapters are added to the fast forward's weights.
                     let mut f = fast::FastBert::from_e5s1(&image, precision.unwrap_or_else(fast::Precision::best_for_cpu))?;
@@ -167,10 +209,13 @@ impl Embedder {
                 tokenizer.clone(),
             ),
         };
-        let tokenizer = load_tokenizer(&tok_path)?;
+        let tokenizer = match embedded {
+            Some(u) => TextTokenizer::Embedded(u),
+            None => TextTokenizer::Hf(load_tokenizer(&tok_path)?),
+        };
         // A tokenizer from another model would index past the embedding table, or
         // silently produce wrong vectors: refuse it before any scoring.
-        let tok_vocab = tokenizer.get_vocab_size(true);
+        let tok_vocab = tokenizer.vocab_size();
         if tok_vocab > encoder.vocab_size() {
             return Err(Error::model(
                 &tok_path,
@@ -219,11 +264,7 @@ impl Embedder {
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         let t0 = Instant::now();
         let inputs: Vec<String> = texts.iter().map(|t| format!("{QUERY_PREFIX}{t}")).collect();
-        let enc = self
-            .tokenizer
-            .encode_batch(inputs, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let ids: Vec<Vec<u32>> = enc.into_iter().map(|e| e.get_ids().to_vec()).collect();
+        let ids = self.tokenizer.encode_batch(inputs)?;
         self.stats.lock().unwrap().tokenize_secs += t0.elapsed().as_secs_f64();
         Ok(ids)
     }
