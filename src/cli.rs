@@ -464,7 +464,7 @@ fn cmd_classify(
     let mut cache = if no_cache {
         None
     } else {
-        Some(stance::cache::VectorCache::open(&scorer.embedder.variant, scorer.embedder.dim())?)
+        Some(stance::cache::VectorCache::open(&scorer.embedder.cache_name(), scorer.embedder.dim())?)
     };
     let seg = Segmenter::new(&r.lang);
     let items: Vec<(String, String, Vec<segment::Sentence>)> =

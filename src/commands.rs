@@ -143,7 +143,7 @@ fn example_features(examples: &[Example], vecs: &[Vec<f32>], kind: Features) -> 
 
 fn embed_examples(emb: &Embedder, examples: &[Example], use_cache: bool) -> Result<Vec<Vec<f32>>> {
     let mut cache = if use_cache {
-        Some(VectorCache::open(&emb.variant, emb.dim())?)
+        Some(VectorCache::open(&emb.cache_name(), emb.dim())?)
     } else {
         None
     };

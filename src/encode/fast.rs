@@ -188,13 +188,55 @@ impl FastBert {
                 let mut y = q.matmul(&int8::quantize(x, n, k), b);
                 let out = b.len();
                 for lr in low_rank {
-                    // (x·Aᵀ)·Bᵀ, in f32 on the unrounded activations: rank is tiny.
-                    y.par_chunks_mut(out).zip(x.par_chunks(k)).for_each(|(yr, xr)| {
-                        let t: Vec<f32> = lr.a.chunks_exact(k).map(|ar| ar.iter().zip(xr).map(|(a, x)| a * x).sum()).collect();
-                        for (yo, br) in yr[lr.rows.clone()].iter_mut().zip(lr.b.chunks_exact(lr.rank)) {
-                            *yo += br.iter().zip(&t).map(|(b, t)| b * t).sum::<f32>();
-                        }
-                    });
+                    // y[:, rows] += (x·Aᵀ)·Bᵀ in f32 on the unrounded activations, as two
+                    // thin GEMMs (the rank is 4–8).
+                    let mut t = vec![0f32; n * lr.rank];
+                    // SAFETY: each buffer holds exactly the elements its strides address;
+                    // the output columns lr.rows lie inside y's rows of `out`.
+                    unsafe {
+                        gemm::gemm(
+                            n,
+                            lr.rank,
+                            k,
+                            t.as_mut_ptr(),
+                            1,
+                            lr.rank as isize,
+                            false,
+                            x.as_ptr(),
+                            1,
+                            k as isize,
+                            lr.a.as_ptr(),
+                            k as isize,
+                            1,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                        );
+                        gemm::gemm(
+                            n,
+                            lr.rows.len(),
+                            lr.rank,
+                            y.as_mut_ptr().add(lr.rows.start),
+                            1,
+                            out as isize,
+                            true,
+                            t.as_ptr(),
+                            1,
+                            lr.rank as isize,
+                            lr.b.as_ptr(),
+                            lr.rank as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                        );
+                    }
                 }
                 y
             }

@@ -252,6 +252,16 @@ impl Embedder {
         self.encoder.backend()
     }
 
+    /// Name of this encoder's vector cache: the variant, and the implementation when
+    /// its vectors are not the f32 reference's (the integer forward's differ by up to
+    /// 1e-4 in cosine; cached vectors never mix the two).
+    pub fn cache_name(&self) -> String {
+        match self.encoder.backend() {
+            b @ "fast-cpu-int8" => format!("{}@{b}", self.variant),
+            _ => self.variant.clone(),
+        }
+    }
+
     pub fn stats(&self) -> EmbedStats {
         *self.stats.lock().unwrap()
     }
