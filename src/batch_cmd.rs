@@ -159,7 +159,10 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     let mut cache = if a.no_cache {
         None
     } else {
-        Some(stance::cache::VectorCache::open(&scorer.embedder.cache_name(), scorer.embedder.dim())?)
+        Some(stance::cache::VectorCache::open(
+            &scorer.embedder.cache_name(),
+            scorer.embedder.dim(),
+        )?)
     };
     let opts = BatchOptions {
         read: ReadOptions {

@@ -464,7 +464,10 @@ fn cmd_classify(
     let mut cache = if no_cache {
         None
     } else {
-        Some(stance::cache::VectorCache::open(&scorer.embedder.cache_name(), scorer.embedder.dim())?)
+        Some(stance::cache::VectorCache::open(
+            &scorer.embedder.cache_name(),
+            scorer.embedder.dim(),
+        )?)
     };
     let seg = Segmenter::new(&r.lang);
     let items: Vec<(String, String, Vec<segment::Sentence>)> =
