@@ -159,10 +159,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     let mut cache = if a.no_cache {
         None
     } else {
-        Some(stance::cache::VectorCache::open(
-            &scorer.embedder.cache_name(),
-            scorer.embedder.dim(),
-        )?)
+        Some(stance::cache::VectorCache::for_embedder(&scorer.embedder)?)
     };
     let opts = BatchOptions {
         read: ReadOptions {

@@ -31,6 +31,11 @@ pub fn text_key(text: &str) -> [u8; 32] {
 }
 
 impl VectorCache {
+    /// The cache of an embedder's vectors (by its variant and precision).
+    pub fn for_embedder(emb: &crate::encode::Embedder) -> Result<Self> {
+        Self::open(&emb.cache_name(), emb.dim())
+    }
+
     pub fn open(variant: &str, dim: usize) -> Result<Self> {
         let safe: String = variant
             .chars()

@@ -464,10 +464,7 @@ fn cmd_classify(
     let mut cache = if no_cache {
         None
     } else {
-        Some(stance::cache::VectorCache::open(
-            &scorer.embedder.cache_name(),
-            scorer.embedder.dim(),
-        )?)
+        Some(stance::cache::VectorCache::for_embedder(&scorer.embedder)?)
     };
     let seg = Segmenter::new(&r.lang);
     let items: Vec<(String, String, Vec<segment::Sentence>)> =

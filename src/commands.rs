@@ -142,11 +142,7 @@ fn example_features(examples: &[Example], vecs: &[Vec<f32>], kind: Features) -> 
 }
 
 fn embed_examples(emb: &Embedder, examples: &[Example], use_cache: bool) -> Result<Vec<Vec<f32>>> {
-    let mut cache = if use_cache {
-        Some(VectorCache::open(&emb.cache_name(), emb.dim())?)
-    } else {
-        None
-    };
+    let mut cache = if use_cache { Some(VectorCache::for_embedder(emb)?) } else { None };
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let bar = progress_bar(texts.len() as u64, "embedding");
     let (v, fresh) = embed_cached(emb, cache.as_mut(), &texts, &mut |n| bar.inc(n as u64))?;

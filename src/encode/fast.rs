@@ -194,47 +194,35 @@ impl FastBert {
                     // SAFETY: each buffer holds exactly the elements its strides address;
                     // the output columns lr.rows lie inside y's rows of `out`.
                     unsafe {
-                        gemm::gemm(
+                        let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
+                        matmul(
                             n,
                             lr.rank,
                             k,
                             t.as_mut_ptr(),
-                            1,
-                            lr.rank as isize,
+                            lr.rank,
                             false,
                             x.as_ptr(),
-                            1,
-                            k as isize,
+                            k,
                             lr.a.as_ptr(),
-                            k as isize,
-                            1,
-                            0.0,
+                            (k, 1),
                             1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                            par,
                         );
-                        gemm::gemm(
+                        let dst = y.as_mut_ptr().add(lr.rows.start);
+                        matmul(
                             n,
                             lr.rows.len(),
                             lr.rank,
-                            y.as_mut_ptr().add(lr.rows.start),
-                            1,
-                            out as isize,
+                            dst,
+                            out,
                             true,
                             t.as_ptr(),
-                            1,
-                            lr.rank as isize,
+                            lr.rank,
                             lr.b.as_ptr(),
-                            lr.rank as isize,
-                            1,
+                            (lr.rank, 1),
                             1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                            par,
                         );
                     }
                 }
@@ -251,27 +239,8 @@ impl FastBert {
         }
         // SAFETY: all three buffers hold exactly the elements the strides address.
         unsafe {
-            gemm::gemm(
-                n,
-                out,
-                k,
-                y.as_mut_ptr(),
-                1,
-                out as isize,
-                true,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(rayon::current_num_threads()),
-            );
+            let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
+            matmul(n, out, k, y.as_mut_ptr(), out, true, x.as_ptr(), k, w.as_ptr(), (k, 1), 1.0, par);
         }
         y
     }
@@ -292,60 +261,69 @@ impl FastBert {
             let q = qk[o * 2 * h + hd * d..].as_ptr();
             let k = qk[o * 2 * h + h + hd * d..].as_ptr();
             let v = v[o * h + hd * d..].as_ptr();
-            let s2h = (2 * h) as isize;
             // SAFETY: q/k address l rows of d values at stride 2h inside qk, v at stride
             // h inside v; the context region of (sequence, head) is written by this
             // task only.
             unsafe {
-                gemm::gemm(
-                    l,
-                    l,
-                    d,
-                    scores.as_mut_ptr(),
-                    1,
-                    l as isize,
-                    false,
-                    q,
-                    1,
-                    s2h,
-                    k,
-                    s2h,
-                    1,
-                    0.0,
-                    scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
+                let none = gemm::Parallelism::None;
+                matmul(l, l, d, scores.as_mut_ptr(), l, false, q, 2 * h, k, (2 * h, 1), scale, none);
                 for row in scores.chunks_exact_mut(l) {
                     kernels::softmax(row);
                 }
                 let dst = ctx_ptr.0.add(o * h + hd * d);
-                gemm::gemm(
-                    l,
-                    d,
-                    l,
-                    dst,
-                    1,
-                    h as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    l as isize,
-                    v,
-                    1,
-                    h as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
+                matmul(l, d, l, dst, h, false, scores.as_ptr(), l, v, (1, h), 1.0, none);
             }
         });
         ctx
+    }
+}
+
+/// `dst[i, j] = (dst[i, j] if accumulate) + scale · Σ_p lhs[i, p] · rhs[p, j]`, through
+/// the `gemm` crate. `dst` and `lhs` are row-major with the given row strides; `rhs` is
+/// addressed by its (column, row) strides, so a weight `[out, in]` used transposed is
+/// `(in, 1)` and a row-major `[k, n]` block is `(1, row stride)`.
+///
+/// # Safety
+/// Every element the strides address lies inside its buffer, and calls running at
+/// the same time write disjoint parts of `dst`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: *const f32,
+    lhs_rs: usize,
+    rhs: *const f32,
+    (rhs_cs, rhs_rs): (usize, usize),
+    scale: f32,
+    par: gemm::Parallelism,
+) {
+    // SAFETY: forwarded from the caller. The crate computes dst = α·dst + β·lhs·rhs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            1,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            scale,
+            false,
+            false,
+            false,
+            par,
+        );
     }
 }
 
