@@ -62,6 +62,19 @@ pub struct TrainArgs {
     /// Fine-tuning: learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Fine-tuning: cross-entropy through the classifier, or SetFit-style contrastive
+    /// pairs followed by a logistic regression on the tuned vectors.
+    #[arg(long, value_enum, default_value = "cross-entropy")]
+    objective: ObjectiveArg,
+    /// Fine-tuning: the tuned variant's name after `BASE+` (default: the task's name).
+    #[arg(long)]
+    variant_name: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
+enum ObjectiveArg {
+    CrossEntropy,
+    Contrastive,
 }
 
 #[derive(Args)]
@@ -604,7 +617,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
 }
 
 fn finetune(a: TrainArgs) -> Result<i32> {
-    use stance::finetune::{TuneConfig, Tuner, frozen_hidden, save_adapter};
+    use stance::finetune::{Objective, TuneConfig, Tuner, frozen_hidden, save_adapter};
     let started = Instant::now();
     let examples = data::load_many(&a.data, a.task)?;
     let resolved = models::resolve(&a.model.model, true)?;
@@ -638,8 +651,16 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         lr: a.lr,
         epochs: a.tune_epochs,
         seed: a.seed,
+        objective: match a.objective {
+            ObjectiveArg::CrossEntropy => Objective::CrossEntropy,
+            ObjectiveArg::Contrastive => Objective::Contrastive,
+        },
         ..Default::default()
     };
+    let name = a.variant_name.clone().unwrap_or_else(|| a.task.name().to_string());
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        bail!("--variant-name {name:?}: use letters, digits, '-' and '_' only");
+    }
     let tuner = Tuner::new(&image, cfg.clone())?;
     eprintln!(
         "stance: running the frozen layers 0..{} once for {} sentences",
@@ -669,13 +690,18 @@ fn finetune(a: TrainArgs) -> Result<i32> {
     // training split (the validation split stays unseen).
     let (p0, v0) = tuner.predict(&hidden, &lens, &train_idx, h)?;
     drop(p0);
-    let x0 = score::features(&v0, Features::Sentence);
     let yt: Vec<usize> = train_idx.iter().map(|&i| y[i]).collect();
-    let init = train::fit_logistic(x0.view(), &yt, a.l2.unwrap_or(0.1), a.epochs);
-    tuner.set_head(
-        &init.weights.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
-        &init.bias.to_vec(),
-    )?;
+    let l2 = a.l2.unwrap_or(0.1);
+    let fit_head = |vecs: &[Vec<f32>]| -> Result<()> {
+        let x = score::features(vecs, Features::Sentence);
+        let fit = train::fit_logistic(x.view(), &yt, l2, a.epochs);
+        tuner.set_head(
+            &fit.weights.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+            &fit.bias.to_vec(),
+        )?;
+        Ok(())
+    };
+    fit_head(&v0)?;
     let mut opt = tuner.optimizer()?;
     let mut rng = stance::util::Rng(a.seed);
     let mut best: Option<(f32, usize, Vec<(String, candle_core::Tensor)>, (Vec<Vec<f32>>, Vec<f32>))> = None;
@@ -695,6 +721,11 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         let order: Vec<usize> = batches.concat();
         let t0 = Instant::now();
         let loss = tuner.train_epoch(&mut opt, &hidden, &lens, &y, &order, h)?;
+        if cfg.objective == Objective::Contrastive {
+            // SetFit's second step: a logistic regression on the tuned vectors.
+            let (_, vt) = tuner.predict(&hidden, &lens, &train_idx, h)?;
+            fit_head(&vt)?;
+        }
         let (pv, _) = tuner.predict(&hidden, &lens, &val_idx, h)?;
         let p = Array2::from_shape_vec((pv.len(), 3), pv.concat())?;
         let m = Metrics::compute(&yv, &train::predict(&p), &p);
@@ -711,7 +742,7 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         }
     }
     let (best_f1, best_epoch, tensors, (hw, hb)) = best.expect("at least one epoch");
-    let variant = format!("{}+{}", resolved.variant, a.task.name());
+    let variant = format!("{}+{name}", resolved.variant);
     let adapter_path = models::adapters_dir().join(format!("{variant}.safetensors"));
     let sha = files_sha256(&a.data)?;
     let mut meta = std::collections::HashMap::new();
@@ -723,6 +754,7 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         ("top_layers", cfg.top_layers.to_string()),
         ("epochs", format!("{best_epoch} of {}", cfg.epochs)),
         ("lr", cfg.lr.to_string()),
+        ("objective", format!("{:?}", cfg.objective)),
         ("seed", a.seed.to_string()),
         ("data", a.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",")),
         ("data_sha256", sha.clone()),

@@ -20,6 +20,18 @@ use crate::util::Rng;
 
 pub const MATRICES: [&str; 6] = ["q", "k", "v", "ao", "fi", "fo"];
 
+/// What the adapters are trained to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Objective {
+    /// Cross-entropy through a classifier on the pooled vector, trained with the adapters.
+    #[default]
+    CrossEntropy,
+    /// SetFit-style: pull the pooled vectors of same-label sentences together and push
+    /// the others apart (cosine similarity regressed on 1/0 over every pair of a batch);
+    /// the classifier is a logistic regression fitted afterwards on the tuned vectors.
+    Contrastive,
+}
+
 #[derive(Debug, Clone)]
 pub struct TuneConfig {
     /// How many of the top layers get adapters.
@@ -30,6 +42,7 @@ pub struct TuneConfig {
     pub epochs: usize,
     pub batch: usize,
     pub seed: u64,
+    pub objective: Objective,
 }
 
 impl Default for TuneConfig {
@@ -42,6 +55,7 @@ impl Default for TuneConfig {
             epochs: 4,
             batch: 16,
             seed: 42,
+            objective: Objective::CrossEntropy,
         }
     }
 }
@@ -146,8 +160,11 @@ impl Tuner {
             .iter()
             .flat_map(|m| MATRICES.iter().flat_map(|k| [m[k].a.clone(), m[k].b.clone()]))
             .collect();
-        v.push(self.head_w.clone());
-        v.push(self.head_b.clone());
+        // The contrastive objective does not touch the classifier.
+        if self.cfg.objective == Objective::CrossEntropy {
+            v.push(self.head_w.clone());
+            v.push(self.head_b.clone());
+        }
         v
     }
 
@@ -201,8 +218,11 @@ impl Tuner {
         for idx in order.chunks(self.cfg.batch) {
             let (x, mask) = pad(hidden, lens, idx, h)?;
             let target = Tensor::from_vec(idx.iter().map(|&i| y[i] as u32).collect::<Vec<_>>(), idx.len(), &Device::Cpu)?;
-            let logits = self.logits(&self.pooled(&x, &mask)?)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &target)?;
+            let pooled = self.pooled(&x, &mask)?;
+            let loss = match self.cfg.objective {
+                Objective::CrossEntropy => candle_nn::loss::cross_entropy(&self.logits(&pooled)?, &target)?,
+                Objective::Contrastive => pair_loss(&pooled, &target)?,
+            };
             opt.backward_step(&loss)?;
             total += loss.to_scalar::<f32>()? * idx.len() as f32;
             n += idx.len();
@@ -251,6 +271,22 @@ impl Tuner {
     pub fn head(&self) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
         Ok((self.head_w.as_tensor().to_vec2::<f32>()?, self.head_b.as_tensor().to_vec1::<f32>()?))
     }
+}
+
+/// SetFit's cosine-similarity loss over every pair of a batch: the mean of
+/// (cos(u, v) − [same label])² over ordered pairs u ≠ v. The vectors are unit length.
+fn pair_loss(unit: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
+    let b = unit.dim(0)?;
+    if b < 2 {
+        return unit.sum_all()?.affine(0.0, 0.0);
+    }
+    let cos = unit.matmul(&unit.t()?)?;
+    let col = labels.reshape((b, 1))?.broadcast_as((b, b))?;
+    let row = labels.reshape((1, b))?.broadcast_as((b, b))?;
+    let same = col.eq(&row)?.to_dtype(DType::F32)?;
+    let off_diagonal = (Tensor::ones((b, b), DType::F32, unit.device())? - Tensor::eye(b, DType::F32, unit.device())?)?;
+    let err = ((cos - same)?.sqr()? * off_diagonal)?;
+    err.sum_all()? / (b * (b - 1)) as f64
 }
 
 fn pad(hidden: &[Vec<f32>], lens: &[usize], idx: &[usize], h: usize) -> Result<(Tensor, Tensor)> {
@@ -372,4 +408,42 @@ pub fn save_adapter(path: &Path, tensors: Vec<(String, Tensor)>, meta: HashMap<S
         .collect();
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::model(path, e.to_string()))?;
     crate::util::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit_rows(rows: &[[f32; 2]]) -> Tensor {
+        let v: Vec<f32> = rows
+            .iter()
+            .flat_map(|r| {
+                let n = (r[0] * r[0] + r[1] * r[1]).sqrt();
+                [r[0] / n, r[1] / n]
+            })
+            .collect();
+        Tensor::from_vec(v, (rows.len(), 2), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn pair_loss_is_zero_when_classes_are_tight_and_orthogonal() {
+        let x = unit_rows(&[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]);
+        let y = Tensor::new(&[0u32, 0, 1], &Device::Cpu).unwrap();
+        let l = pair_loss(&x, &y).unwrap().to_scalar::<f32>().unwrap();
+        assert!(l.abs() < 1e-6, "{l}");
+    }
+
+    #[test]
+    fn pair_loss_counts_each_wrong_pair() {
+        // Same label but orthogonal (cos 0, target 1): error 1 on 2 of 2 ordered pairs.
+        let x = unit_rows(&[[1.0, 0.0], [0.0, 1.0]]);
+        let y = Tensor::new(&[2u32, 2], &Device::Cpu).unwrap();
+        let l = pair_loss(&x, &y).unwrap().to_scalar::<f32>().unwrap();
+        assert!((l - 1.0).abs() < 1e-6, "{l}");
+        // Different labels, identical vectors (cos 1, target 0): also 1.
+        let x = unit_rows(&[[1.0, 1.0], [1.0, 1.0]]);
+        let y = Tensor::new(&[0u32, 1], &Device::Cpu).unwrap();
+        let l = pair_loss(&x, &y).unwrap().to_scalar::<f32>().unwrap();
+        assert!((l - 1.0).abs() < 1e-6, "{l}");
+    }
 }

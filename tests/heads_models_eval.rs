@@ -195,3 +195,74 @@ fn trained_heads_beat_zero_shot_and_majority_on_held_out_data() {
     let v = eval_json("sentiment", "eval/sentiment-news-test.tsv", "linear");
     assert!(f1(&v, "linear") >= 0.70, "{}", f1(&v, "linear"));
 }
+
+/// A tiny fine-tuning run (one layer, rank 2, one epoch, 120 sentences) in a scratch
+/// folder with its own `models/`: the adapter's tensors are bit-identical across two
+/// runs with one seed, differ with another seed, and the tuned variant loads and embeds
+/// differently from its base.
+#[test]
+fn finetune_is_deterministic_from_a_seed_and_loads_as_a_variant() {
+    let src = std::fs::read_to_string(Path::new(ROOT).join("eval/stance-train/en.tsv")).unwrap();
+    let small: String = src.lines().take(121).map(|l| format!("{l}\n")).collect();
+    let data = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(data.path(), small).unwrap();
+    let run = |objective: &str, seed: &str| -> (tempfile::TempDir, Vec<(String, Vec<u8>)>) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("models/adapters")).unwrap();
+        std::fs::create_dir_all(d.path().join("models/heads")).unwrap();
+        let out = stance()
+            .current_dir(d.path())
+            .args([
+                "train",
+                "--task",
+                "stance",
+                "--finetune",
+                "--top-layers",
+                "1",
+                "--rank",
+                "2",
+                "--tune-epochs",
+                "1",
+            ])
+            .args(["--objective", objective, "--variant-name", "tiny", "--seed", seed, "--data"])
+            .arg(data.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let bytes = std::fs::read(d.path().join("models/adapters/e5-small-q4+tiny.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+        tensors.sort();
+        assert_eq!(tensors.len(), 12, "A and B for six matrices of one layer");
+        assert!(d.path().join("models/heads/stance-linear.e5-small-q4+tiny.json").is_file());
+        (d, tensors)
+    };
+    let (dir, first) = run("cross-entropy", "7");
+    let (_, again) = run("cross-entropy", "7");
+    assert!(first == again, "same seed, same adapter");
+    let (_, other) = run("cross-entropy", "8");
+    assert!(first != other, "another seed, another adapter");
+    let (_, contrastive) = run("contrastive", "7");
+    assert!(first != contrastive, "the contrastive objective trains other adapters");
+
+    // The tuned variant loads from the scratch folder and moves the vectors.
+    let sentence = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(sentence.path(), "Le nuove regole proteggono i cittadini.\n").unwrap();
+    let embed = |model: &str| -> Vec<f64> {
+        let out = stance()
+            .current_dir(dir.path())
+            .args(["embed", "--model", model, "--format", "jsonl"])
+            .arg(sentence.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let line = String::from_utf8(out.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        v["vector"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    };
+    let base = embed("e5-small-q4");
+    let tuned = embed("e5-small-q4+tiny");
+    assert_eq!(base.len(), tuned.len());
+    let cos: f64 = base.iter().zip(&tuned).map(|(a, b)| a * b).sum();
+    assert!(cos < 0.999_999 && cos > 0.5, "tuned vs base cosine {cos}");
+}

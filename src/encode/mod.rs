@@ -124,6 +124,9 @@ pub struct Embedder {
     encoder: Box<dyn Encoder>,
     pub batch_tokens: usize,
     pub device: String,
+    /// Start of the adapter file's SHA-256 for tuned variants: a retrained adapter under
+    /// the same name gets a fresh vector cache.
+    adapter_sha: Option<String>,
     stats: std::sync::Mutex<EmbedStats>,
 }
 
@@ -233,8 +236,13 @@ impl Embedder {
                 ));
             }
         }
+        let adapter_sha = match &model.adapter {
+            Some(a) => Some(crate::models::sha256_file(a)?[..12].to_string()),
+            None => None,
+        };
         tracing::info!(variant = %model.variant, backend = encoder.backend(), device = ?device, "encoder loaded");
         Ok(Embedder {
+            adapter_sha,
             variant: model.variant.clone(),
             tokenizer,
             encoder,
@@ -252,13 +260,17 @@ impl Embedder {
         self.encoder.backend()
     }
 
-    /// Name of this encoder's vector cache: the variant, and the implementation when
+    /// Name of this encoder's vector cache: the variant (with its adapter's hash), and the implementation when
     /// its vectors are not the f32 reference's (the integer forward's differ by up to
     /// 1e-4 in cosine; cached vectors never mix the two).
     pub fn cache_name(&self) -> String {
+        let variant = match &self.adapter_sha {
+            Some(sha) => format!("{}.{sha}", self.variant),
+            None => self.variant.clone(),
+        };
         match self.encoder.backend() {
-            b @ "fast-cpu-int8" => format!("{}@{b}", self.variant),
-            _ => self.variant.clone(),
+            b @ "fast-cpu-int8" => format!("{variant}@{b}"),
+            _ => variant,
         }
     }
 
