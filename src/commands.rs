@@ -51,23 +51,23 @@ pub struct TrainArgs {
     #[arg(long)]
     finetune: bool,
     /// Fine-tuning: layers from the top that get adapters.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, requires = "finetune", default_value_t = 4)]
     top_layers: usize,
     /// Fine-tuning: adapter rank.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, requires = "finetune", default_value_t = 4)]
     rank: usize,
     /// Fine-tuning: passes over the training data.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, requires = "finetune", default_value_t = 2)]
     tune_epochs: usize,
     /// Fine-tuning: learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, requires = "finetune", default_value_t = 1e-3)]
     lr: f64,
     /// Fine-tuning: cross-entropy through the classifier, or SetFit-style contrastive
     /// pairs followed by a logistic regression on the tuned vectors.
-    #[arg(long, value_enum, default_value = "cross-entropy")]
+    #[arg(long, requires = "finetune", value_enum, default_value = "cross-entropy")]
     objective: ObjectiveArg,
     /// Fine-tuning: the tuned variant's name after `BASE+` (default: the task's name).
-    #[arg(long)]
+    #[arg(long, requires = "finetune")]
     variant_name: Option<String>,
 }
 

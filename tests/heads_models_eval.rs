@@ -237,6 +237,14 @@ fn finetune_is_deterministic_from_a_seed_and_loads_as_a_variant() {
         assert!(d.path().join("models/heads/stance-linear.e5-small-q4+tiny.json").is_file());
         (d, tensors)
     };
+    // Tuning options without --finetune are refused, not silently ignored.
+    let out = stance()
+        .args(["train", "--task", "stance", "--objective", "contrastive", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--finetune"));
     let (dir, first) = run("cross-entropy", "7");
     let (_, again) = run("cross-entropy", "7");
     assert!(first == again, "same seed, same adapter");
