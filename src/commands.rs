@@ -619,6 +619,13 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
 fn finetune(a: TrainArgs) -> Result<i32> {
     use stance::finetune::{Objective, TuneConfig, Tuner, frozen_hidden, save_adapter};
     let started = Instant::now();
+    let name = a.variant_name.clone().unwrap_or_else(|| a.task.name().to_string());
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        bail!("--variant-name {name:?}: use letters, digits, '-' and '_' only");
+    }
+    if a.tune_epochs == 0 || a.rank == 0 || a.top_layers == 0 {
+        bail!("--tune-epochs, --rank and --top-layers must be at least 1");
+    }
     let examples = data::load_many(&a.data, a.task)?;
     let resolved = models::resolve(&a.model.model, true)?;
     let models::ModelFiles::E5s1 { weights, .. } = &resolved.files else {
@@ -657,10 +664,7 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         },
         ..Default::default()
     };
-    let name = a.variant_name.clone().unwrap_or_else(|| a.task.name().to_string());
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        bail!("--variant-name {name:?}: use letters, digits, '-' and '_' only");
-    }
+
     let tuner = Tuner::new(&image, cfg.clone())?;
     eprintln!(
         "stance: running the frozen layers 0..{} once for {} sentences",
@@ -764,7 +768,8 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         meta.insert(k.to_string(), v);
     }
     save_adapter(&adapter_path, tensors, meta)?;
-    // The head: the classifier trained with the adapters, its temperature fitted on the
+    // The head: the classifier trained with the adapters (or, for the contrastive
+    // objective, fitted on the best epoch's tuned vectors), its temperature fitted on the
     // validation split through the merged fast forward (what inference will run).
     let tuned = Embedder::load(&models::resolve(&variant, false)?, &a.model.encoder_options())?;
     let vval: Vec<&str> = val_idx.iter().map(|&i| examples[i].text.as_str()).collect();
@@ -793,7 +798,9 @@ fn finetune(a: TrainArgs) -> Result<i32> {
             files: a.data.iter().map(|p| p.display().to_string()).collect(),
             examples: train_idx.len(),
             sha256: sha,
-            l2: 0.0,
+            // Cross-entropy trains the classifier without a penalty; the contrastive
+            // objective's classifier is a logistic regression with this one.
+            l2: if cfg.objective == Objective::Contrastive { l2 } else { 0.0 },
             seed: a.seed,
         },
         validation: Some(Validation {

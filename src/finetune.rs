@@ -216,6 +216,10 @@ impl Tuner {
         let mut total = 0f32;
         let mut n = 0;
         for idx in order.chunks(self.cfg.batch) {
+            // A lone sentence has no pair: no loss, and no optimiser step on momentum alone.
+            if self.cfg.objective == Objective::Contrastive && idx.len() < 2 {
+                continue;
+            }
             let (x, mask) = pad(hidden, lens, idx, h)?;
             let target = Tensor::from_vec(idx.iter().map(|&i| y[i] as u32).collect::<Vec<_>>(), idx.len(), &Device::Cpu)?;
             let pooled = self.pooled(&x, &mask)?;
@@ -332,12 +336,17 @@ pub fn merge_adapter(fast: &mut FastBert, path: &Path) -> Result<AdapterInfo> {
             .cloned()
             .ok_or_else(|| Error::model(path, format!("adapter metadata has no {k}")))
     };
-    let rank: usize = get("rank")?.parse().map_err(|_| Error::model(path, "bad rank"))?;
+    let rank: usize = get("rank")?
+        .parse()
+        .ok()
+        .filter(|&r| r > 0)
+        .ok_or_else(|| Error::model(path, "bad rank"))?;
     let alpha: f32 = get("alpha")?.parse().map_err(|_| Error::model(path, "bad alpha"))?;
     let info = AdapterInfo {
         base: get("base")?,
         rank,
         alpha,
+        sha256: crate::models::sha256_bytes(&bytes),
     };
     let scale = alpha / rank as f32;
     let read = |name: &str| -> Result<(Vec<f32>, Vec<usize>)> {
@@ -387,6 +396,8 @@ pub struct AdapterInfo {
     pub base: String,
     pub rank: usize,
     pub alpha: f32,
+    /// Of the bytes that were merged (keys the tuned variant's vector cache).
+    pub sha256: String,
 }
 
 pub fn save_adapter(path: &Path, tensors: Vec<(String, Tensor)>, meta: HashMap<String, String>) -> Result<()> {

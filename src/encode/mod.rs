@@ -178,6 +178,7 @@ impl Embedder {
     pub fn load(model: &ResolvedModel, opts: &EncoderOptions) -> Result<Self> {
         let device = select_device(&opts.device)?;
         let mut embedded = None;
+        let mut adapter_sha = None;
         let (encoder, tok_path): (Box<dyn Encoder>, _) = match &model.files {
             ModelFiles::E5s1 { weights, tokenizer } => {
                 let precision = match opts.backend {
@@ -194,7 +195,8 @@ impl Embedder {
                     // Adapters are added to the fast forward's weights.
                     let mut f = fast::FastBert::from_e5s1(&image, precision.unwrap_or_else(fast::Precision::best_for_cpu))?;
                     if let Some(a) = &model.adapter {
-                        crate::finetune::merge_adapter(&mut f, a)?;
+                        let info = crate::finetune::merge_adapter(&mut f, a)?;
+                        adapter_sha = Some(info.sha256[..12].to_string());
                     }
                     Box::new(f)
                 } else {
@@ -236,10 +238,6 @@ impl Embedder {
                 ));
             }
         }
-        let adapter_sha = match &model.adapter {
-            Some(a) => Some(crate::models::sha256_file(a)?[..12].to_string()),
-            None => None,
-        };
         tracing::info!(variant = %model.variant, backend = encoder.backend(), device = ?device, "encoder loaded");
         Ok(Embedder {
             adapter_sha,
