@@ -65,16 +65,10 @@ pub struct TrainArgs {
     /// Fine-tuning: cross-entropy through the classifier, or SetFit-style contrastive
     /// pairs followed by a logistic regression on the tuned vectors.
     #[arg(long, requires = "finetune", value_enum, default_value = "cross-entropy")]
-    objective: ObjectiveArg,
+    objective: stance::finetune::Objective,
     /// Fine-tuning: the tuned variant's name after `BASE+` (default: the task's name).
     #[arg(long, requires = "finetune")]
     variant_name: Option<String>,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
-enum ObjectiveArg {
-    CrossEntropy,
-    Contrastive,
 }
 
 #[derive(Args)]
@@ -658,13 +652,9 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         lr: a.lr,
         epochs: a.tune_epochs,
         seed: a.seed,
-        objective: match a.objective {
-            ObjectiveArg::CrossEntropy => Objective::CrossEntropy,
-            ObjectiveArg::Contrastive => Objective::Contrastive,
-        },
+        objective: a.objective,
         ..Default::default()
     };
-
     let tuner = Tuner::new(&image, cfg.clone())?;
     eprintln!(
         "stance: running the frozen layers 0..{} once for {} sentences",

@@ -21,7 +21,7 @@ use crate::util::Rng;
 pub const MATRICES: [&str; 6] = ["q", "k", "v", "ao", "fi", "fo"];
 
 /// What the adapters are trained to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Objective {
     /// Cross-entropy through a classifier on the pooled vector, trained with the adapters.
     #[default]

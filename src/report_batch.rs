@@ -50,6 +50,21 @@ fn f(v: &Value, path: &[&str]) -> Option<f64> {
     cur.as_f64()
 }
 
+/// A record's sentences (none for a failed article).
+fn sentences(record: &Value) -> impl Iterator<Item = &Value> {
+    record.get("sentences").and_then(Value::as_array).into_iter().flatten()
+}
+
+/// The actors named in a sentence.
+fn actor_names(sentence: &Value) -> impl Iterator<Item = &str> {
+    sentence
+        .get("actors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
 fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut cur = v;
     for p in path {
@@ -74,15 +89,9 @@ pub fn actor_stats(records: &[Value]) -> Vec<ActorStats> {
     let mut acc: BTreeMap<String, (Vec<f64>, std::collections::BTreeSet<String>)> = BTreeMap::new();
     for r in records {
         let id = s(r, &["id"]).to_string();
-        for sent in r.get("sentences").and_then(Value::as_array).into_iter().flatten() {
+        for sent in sentences(r) {
             let score = f(sent, &["stance", "score"]).unwrap_or(0.0);
-            for a in sent
-                .get("actors")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
+            for a in actor_names(sent) {
                 let e = acc.entry(a.to_string()).or_default();
                 e.0.push(score);
                 e.1.insert(id.clone());
@@ -160,14 +169,8 @@ pub fn write_csv(records: &[Value], per_sentence: bool) -> Result<Vec<u8>> {
         ])
         .map_err(map_err)?;
         for r in records {
-            for sent in r.get("sentences").and_then(Value::as_array).into_iter().flatten() {
-                let actors: Vec<&str> = sent
-                    .get("actors")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+            for sent in sentences(r) {
+                let named: Vec<&str> = actor_names(sent).collect();
                 w.write_record([
                     s(r, &["id"]).to_string(),
                     s(r, &["source"]).to_string(),
@@ -178,7 +181,7 @@ pub fn write_csv(records: &[Value], per_sentence: bool) -> Result<Vec<u8>> {
                     format!("{:.4}", f(sent, &["stance", "score"]).unwrap_or(0.0)),
                     s(sent, &["sentiment", "label"]).to_string(),
                     format!("{:.4}", f(sent, &["sentiment", "score"]).unwrap_or(0.0)),
-                    actors.join("|"),
+                    named.join("|"),
                     s(sent, &["text"]).to_string(),
                 ])
                 .map_err(map_err)?;
@@ -358,8 +361,8 @@ fn histogram_svg(records: &[Value]) -> Result<String> {
     let bins = 20u32;
     let scores: Vec<u32> = records
         .iter()
-        .flat_map(|r| r.get("sentences").and_then(Value::as_array).cloned().unwrap_or_default())
-        .filter_map(|s| f(&s, &["stance", "score"]))
+        .flat_map(sentences)
+        .filter_map(|s| f(s, &["stance", "score"]))
         .map(|x| (((x + 1.0) / 2.0 * bins as f64) as u32).min(bins - 1))
         .collect();
     let mut counts = vec![0u32; bins as usize];
@@ -525,24 +528,18 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
     }
     for (i, r) in ok.iter().enumerate().take(max_texts) {
         let _ = write!(o, "<div class=\"art\" id=\"a{i}\"><h3>{}</h3><p>", html_escape(s(r, &["id"])));
-        for sent in r.get("sentences").and_then(Value::as_array).into_iter().flatten() {
+        for sent in sentences(r) {
             let st = f(sent, &["stance", "score"]).unwrap_or(0.0);
             let se = f(sent, &["sentiment", "score"]).unwrap_or(0.0);
-            let actors: Vec<&str> = sent
-                .get("actors")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let named: Vec<&str> = actor_names(sent).collect();
             let tip = format!(
                 "stance {} {st:+.2} · sentiment {} {se:+.2}{}",
                 s(sent, &["stance", "label"]),
                 s(sent, &["sentiment", "label"]),
-                if actors.is_empty() {
+                if named.is_empty() {
                     String::new()
                 } else {
-                    format!(" · {}", actors.join(", "))
+                    format!(" · {}", named.join(", "))
                 }
             );
             let _ = write!(
