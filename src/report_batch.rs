@@ -359,14 +359,10 @@ fn scatter_svg(records: &[Value]) -> Result<String> {
 fn histogram_svg(records: &[Value]) -> Result<String> {
     use plotters::prelude::*;
     let bins = 20u32;
-    let scores: Vec<u32> = records
-        .iter()
-        .flat_map(sentences)
-        .filter_map(|s| f(s, &["stance", "score"]))
-        .map(|x| (((x + 1.0) / 2.0 * bins as f64) as u32).min(bins - 1))
-        .collect();
     let mut counts = vec![0u32; bins as usize];
-    scores.iter().for_each(|&b| counts[b as usize] += 1);
+    for x in records.iter().flat_map(sentences).filter_map(|s| f(s, &["stance", "score"])) {
+        counts[(((x + 1.0) / 2.0 * bins as f64) as usize).min(bins as usize - 1)] += 1;
+    }
     let top = counts.iter().copied().max().unwrap_or(1).max(1);
     let mut svg = String::new();
     {
@@ -392,12 +388,18 @@ fn histogram_svg(records: &[Value]) -> Result<String> {
             .draw()
             .map_err(e)?;
         chart
-            .draw_series(
-                Histogram::vertical(&chart)
-                    .style(RGBColor(120, 120, 120).mix(0.7).filled())
-                    .margin(1)
-                    .data(scores.iter().map(|&b| (b, 1u32))),
-            )
+            // The bars drawn from the counted bins, in bin order: plotters' `Histogram`
+            // would count the values again in a hash map and draw the bars in a
+            // different order on every run. Same geometry (1-pixel side margins).
+            .draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(b, &c)| {
+                let b = b as u32;
+                let mut bar = Rectangle::new(
+                    [(SegmentValue::Exact(b), c), (SegmentValue::Exact(b + 1), 0)],
+                    RGBColor(120, 120, 120).mix(0.7).filled(),
+                );
+                bar.set_margin(0, 0, 1, 1);
+                bar
+            }))
             .map_err(e)?;
         root.present().map_err(e)?;
     }

@@ -119,6 +119,11 @@ fn html_report_in_headless_chromium() {
     let (code, _, err) = run(&["batch", c.to_str().unwrap(), "--out", html.to_str().unwrap(), "--quiet"]);
     assert_eq!(code, 2, "{err}");
     let page = std::fs::read_to_string(&html).unwrap();
+    // Reproducible: the same corpus gives the same bytes (the charts included).
+    let again = d.path().join("again.html");
+    let (code, _, err) = run(&["batch", c.to_str().unwrap(), "--out", again.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(page == std::fs::read_to_string(&again).unwrap(), "two runs, two different reports");
     // Self-contained: nothing to fetch, and a policy that forbids fetching.
     assert!(page.contains("Content-Security-Policy") && page.contains("default-src 'none'"));
     for bad in ["src=\"http", "href=\"http", "<link", "src=x onerror"] {
