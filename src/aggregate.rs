@@ -9,6 +9,7 @@ use ndarray::{Array2, ArrayView1, Axis};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::data::Task;
+use crate::score::ArticleRule;
 
 /// Probabilities keyed by label, serialised as a JSON object in label order.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,19 +60,27 @@ impl Judgment {
 }
 
 /// The weighted mean described in the module docs; `probs` has one row per sentence.
-pub fn aggregate(task: Task, probs: &Array2<f32>) -> Judgment {
+/// A calibrated `rule` (see [`ArticleRule`]) sets the weights' power and how much
+/// the neutral probability counts in choosing the label; `None` is the default rule.
+pub fn aggregate(task: Task, probs: &Array2<f32>, rule: Option<ArticleRule>) -> Judgment {
     let n = probs.nrows();
     if n == 0 {
         return Judgment::from_probs(task, ndarray::arr1(&[0.0, 1.0, 0.0]).view());
     }
-    let weights: Vec<f32> = probs.axis_iter(Axis(0)).map(|r| 1.0 - r[1]).collect();
+    let rule = rule.unwrap_or_default();
+    let power = rule.weight_power;
+    let weights: Vec<f32> = probs.axis_iter(Axis(0)).map(|r| (1.0 - r[1]).max(0.0).powf(power)).collect();
     let total: f32 = weights.iter().sum();
     let mut agg = ndarray::Array1::<f32>::zeros(3);
     for (row, w) in probs.axis_iter(Axis(0)).zip(&weights) {
         let w = if total > 1e-6 { *w / total } else { 1.0 / n as f32 };
         agg.scaled_add(w, &row);
     }
-    Judgment::from_probs(task, agg.view())
+    let mut j = Judgment::from_probs(task, agg.view());
+    let scaled = [agg[0], agg[1] * rule.neutral_scale, agg[2]];
+    let arg = (0..3).max_by(|&a, &b| scaled[a].total_cmp(&scaled[b])).unwrap();
+    j.label = task.labels()[arg];
+    j
 }
 
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]
@@ -110,11 +119,26 @@ mod tests {
         }
         rows.extend([0.05, 0.1, 0.85]);
         let p = Array2::from_shape_vec((5, 3), rows).unwrap();
-        let j = aggregate(Task::Stance, &p);
+        let j = aggregate(Task::Stance, &p, None);
         assert_eq!(j.label, "openness");
         assert!(j.score > 0.3);
         let all_neutral = Array2::from_shape_vec((2, 3), vec![0.1, 0.8, 0.1, 0.1, 0.8, 0.1]).unwrap();
-        assert_eq!(aggregate(Task::Stance, &all_neutral).label, "neutral");
+        assert_eq!(aggregate(Task::Stance, &all_neutral, None).label, "neutral");
+        // A rule that discounts neutral lets a mildly argued article take its side.
+        let mild = Array2::from_shape_vec((2, 3), vec![0.1, 0.6, 0.3, 0.1, 0.7, 0.2]).unwrap();
+        assert_eq!(aggregate(Task::Stance, &mild, None).label, "neutral");
+        let rule = ArticleRule {
+            weight_power: 1.0,
+            neutral_scale: 0.3,
+        };
+        assert_eq!(aggregate(Task::Stance, &mild, Some(rule)).label, "openness");
+        let flat = ArticleRule {
+            weight_power: 0.0,
+            neutral_scale: 1.0,
+        };
+        // Power 0 weighs every sentence alike: the plain mean.
+        let j = aggregate(Task::Stance, &mild, Some(flat));
+        assert!((j.probs.values[2] - 0.25).abs() < 1e-6);
         let (hi, lo) = strongest(&[0.5, -0.7, 0.9, 0.0], &["a", "b", "c", "d"], 2);
         assert_eq!(hi.iter().map(|p| p.index).collect::<Vec<_>>(), vec![2, 0]);
         assert_eq!(lo.iter().map(|p| p.index).collect::<Vec<_>>(), vec![1]);

@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use stance::actors::{self, Gazetteer};
 use stance::batch::{self, BatchOptions, Item};
-use stance::input::{self, ReadOptions};
 use stance::pipeline::{Scorer, ScorerOptions};
 use stance::report_batch::{self, BatchFormat};
 
@@ -29,6 +28,8 @@ pub struct BatchArgs {
     /// The report: its format comes from the extension (.jsonl .csv .md .html) or --format.
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Report format, when --out has no known extension or writes to standard output
+    /// (default: jsonl).
     #[arg(long, value_enum)]
     format: Option<BatchFormat>,
     /// CSV: one row per sentence instead of per article.
@@ -46,39 +47,39 @@ pub struct BatchArgs {
     /// Articles whose text the HTML report shows, shaded.
     #[arg(long, default_value_t = 500)]
     html_texts: usize,
-    #[arg(long)]
-    no_cache: bool,
+    #[command(flatten)]
+    cache: crate::cli::CacheArgs,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
-    #[arg(long, default_value = "auto")]
-    lang: String,
-    #[arg(long, default_value_t = input::DEFAULT_MAX_BYTES)]
-    max_bytes: u64,
+    #[command(flatten)]
+    text: crate::cli::TextArgs,
     /// Refuse articles with more sentences than this.
     #[arg(long, default_value_t = 100_000)]
     max_sentences: usize,
-    #[arg(long)]
-    lossy: bool,
     #[command(flatten)]
     model: ModelArgs,
-    /// Scoring head for both tasks (linear, prototype, context or a file).
-    #[arg(long, default_value = "linear")]
-    head: String,
+    #[command(flatten)]
+    heads: crate::cli::HeadArgs,
 }
 
 #[derive(Subcommand)]
 pub enum ReportCmd {
     /// Combine JSON Lines outputs (shards, resumed runs) into one report.
     Merge {
+        /// JSON Lines outputs of `stance batch` (shards or runs), merged in id order.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The merged report: its format comes from the extension (.jsonl .csv .md .html) or --format.
         #[arg(long, short, required = true)]
         out: PathBuf,
+        /// Report format, when --out has no known extension.
         #[arg(long, value_enum)]
         format: Option<BatchFormat>,
+        /// CSV: one row per sentence instead of per article.
         #[arg(long)]
         sentences: bool,
+        /// Articles whose text the HTML report shows, shaded.
         #[arg(long, default_value_t = 500)]
         html_texts: usize,
     },
@@ -141,13 +142,13 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         items.retain(|it| batch::shard_of(it.id(), n) == k);
     }
     for w in &warnings {
-        eprintln!("stance: warning: {w}");
+        stance::note!("stance: warning: {w}");
     }
     let scorer = Scorer::load(&ScorerOptions {
         model: a.model.model.clone(),
         encoder: a.model.encoder_options(),
-        stance_head: a.head.clone(),
-        sentiment_head: a.head.clone(),
+        stance_head: a.heads.stance(),
+        sentiment_head: a.heads.sentiment(),
         explain: 3,
     })?;
     let gaz_path = a.actors.clone().unwrap_or_else(actors::default_path);
@@ -156,17 +157,14 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     } else {
         None
     };
-    let mut cache = if a.no_cache {
+    let mut cache = if a.cache.no_cache {
         None
     } else {
         Some(stance::cache::VectorCache::for_embedder(&scorer.embedder)?)
     };
     let opts = BatchOptions {
-        read: ReadOptions {
-            max_bytes: a.max_bytes,
-            lossy: a.lossy,
-        },
-        lang: a.lang.clone(),
+        read: a.text.read_options(),
+        lang: a.text.lang.clone(),
         max_sentences: a.max_sentences,
     };
 
@@ -227,7 +225,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         bar.set_message(format!("{sentences} sentences, {rate:.0}/s"));
         bar.set_position(done as u64);
         if !tty && !a.quiet && last_log.elapsed().as_secs() >= 10 {
-            eprintln!(
+            stance::note!(
                 "stance: {done}/{} articles, {sentences} sentences, {rate:.0} sentences/s",
                 items.len()
             );
@@ -238,7 +236,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     let n_errors = records.iter().filter(|r| r.get("error").is_some()).count();
     let scored = records.len() - n_errors;
     for r in records.iter().filter(|r| r.get("error").is_some()) {
-        eprintln!("stance: error: {}", r["error"].as_str().unwrap_or(""));
+        stance::note!("stance: error: {}", r["error"].as_str().unwrap_or(""));
     }
     if interrupted.load(Ordering::SeqCst) {
         let kept = partial
@@ -246,7 +244,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
             .or(a.stream.as_ref())
             .map(|p| format!(" finished articles are in {}", p.display()))
             .unwrap_or_default();
-        eprintln!(
+        stance::note!(
             "stance: interrupted after {done} of {} articles;{kept}; the report was not written; a re-run reuses the cached vectors",
             items.len()
         );
@@ -270,7 +268,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     }
     let from_cache = sentences.saturating_sub(fresh);
     if !a.quiet {
-        eprintln!(
+        stance::note!(
             "stance: scored {scored} articles ({sentences} sentences), {} errors; embedded {fresh} new sentences, {from_cache} from the cache; {:.1}s, {:.1} articles/s{}",
             n_errors,
             started.elapsed().as_secs_f64(),
@@ -303,7 +301,7 @@ pub fn report(cmd: ReportCmd) -> Result<i32> {
             let records = report_batch::normalise(all);
             let bytes = report_batch::render(&records, report_format(Some(&out), format), sentences, html_texts)?;
             stance::util::write_atomic(&out, &bytes)?;
-            eprintln!(
+            stance::note!(
                 "stance: merged {} records from {} files into {}",
                 records.len(),
                 files.len(),

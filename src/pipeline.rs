@@ -75,8 +75,8 @@ impl Default for ScorerOptions {
         ScorerOptions {
             model: models::DEFAULT_VARIANT.into(),
             encoder: EncoderOptions::default(),
-            stance_head: "linear".into(),
-            sentiment_head: "linear".into(),
+            stance_head: score::DEFAULT_HEAD.into(),
+            sentiment_head: score::DEFAULT_HEAD.into(),
             explain: 3,
         }
     }
@@ -92,7 +92,7 @@ impl Scorer {
         let embedder = Embedder::load(&resolved, &opts.encoder)?;
         stance.check_encoder(&stance_path, &resolved.variant, embedder.dim())?;
         sentiment.check_encoder(&sentiment_path, &resolved.variant, embedder.dim())?;
-        let (stance, sentiment) = (stance.into_head(), sentiment.into_head());
+        let (stance, sentiment) = (stance.into_head(&stance_path)?, sentiment.into_head(&sentiment_path)?);
         Ok(Scorer {
             embedder,
             stance,
@@ -132,8 +132,9 @@ impl Scorer {
                 score::features(vecs, kind)
             }
         };
-        let st = self.stance.predict_proba(features(self.stance.features()).view());
-        let se = self.sentiment.predict_proba(features(self.sentiment.features()).view());
+        let texts: Vec<&str> = sents.iter().map(|s| s.text.as_str()).collect();
+        let st = self.stance.predict_proba(features(self.stance.features()).view(), &texts);
+        let se = self.sentiment.predict_proba(features(self.sentiment.features()).view(), &texts);
         let mut counts = LabelCounts::default();
         for l in Task::Stance.labels() {
             counts.stance.insert(l, 0);
@@ -160,13 +161,12 @@ impl Scorer {
             })
             .collect();
         let scores: Vec<f32> = sentences.iter().map(|s| s.stance.score).collect();
-        let texts: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
         let (openness, regulation) = aggregate::strongest(&scores, &texts, self.explain);
         ArticleResult {
             id: id.to_string(),
             lang: lang.to_string(),
-            stance: aggregate::aggregate(Task::Stance, &st),
-            sentiment: aggregate::aggregate(Task::Sentiment, &se),
+            stance: aggregate::aggregate(Task::Stance, &st, self.stance.article_rule()),
+            sentiment: aggregate::aggregate(Task::Sentiment, &se, self.sentiment.article_rule()),
             counts,
             explain: Explanation { openness, regulation },
             sentences,

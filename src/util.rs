@@ -57,3 +57,23 @@ impl Rng {
         }
     }
 }
+
+/// Writes a line to standard error and never panics: a closed or full stderr must not
+/// stop results from reaching standard output (`eprintln!` panics on a write error).
+#[macro_export]
+macro_rules! note {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// Writes a line to standard output; a write error (a closed pipe) is returned, not a
+/// panic, so the command can end quietly (`println!` panics on a write error).
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($t)*)
+    }};
+}

@@ -20,7 +20,14 @@ fn stance() -> Command {
 
 #[test]
 fn heads_round_trip_bit_identically_and_sum_to_one() {
-    for name in ["stance-linear", "stance-prototype", "stance-context", "sentiment-linear"] {
+    for name in [
+        "stance-linear",
+        "stance-prototype",
+        "stance-context",
+        "sentiment-linear",
+        "stance-fused",
+        "sentiment-fused",
+    ] {
         let path = Path::new(ROOT).join(format!("models/heads/{name}.e5-small-q4.json"));
         let hf = HeadFile::load(&path).unwrap();
         let d = tempfile::tempdir().unwrap();
@@ -34,10 +41,12 @@ fn heads_round_trip_bit_identically_and_sum_to_one() {
         again.save(&d.path().join("h2.json")).unwrap();
         assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(d.path().join("h2.json")).unwrap());
         // Probabilities of any inputs sum to 1.
-        let head = hf.clone().into_head();
+        let head = hf.clone().into_head(&path).unwrap();
         let mut rng = stance::util::Rng(3);
         let x = Array2::from_shape_fn((20, hf.input_dim()), |_| rng.below(2001) as f32 / 1000.0 - 1.0);
-        let p = head.predict_proba(x.view());
+        let texts: Vec<String> = (0..20).map(|i| format!("sentence {i} about rules and open models")).collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let p = head.predict_proba(x.view(), &texts);
         for row in p.rows() {
             assert!((row.sum() - 1.0).abs() < 1e-5 && row.iter().all(|v| *v >= 0.0));
         }
@@ -47,7 +56,16 @@ fn heads_round_trip_bit_identically_and_sum_to_one() {
 #[test]
 fn head_for_another_encoder_is_refused() {
     let err = score::load_head("linear", Task::Stance, "e5-small", 384).err().unwrap().to_string();
-    assert!(err.contains("no such head file") || err.contains("built for encoder"), "{err}");
+    assert!(
+        err.contains("no stance head named \"linear\" for e5-small (available:") || err.contains("built for encoder"),
+        "{err}"
+    );
+    // A head name that does not exist lists the ones that do.
+    let err = score::load_head("nosuch", Task::Stance, "e5-small-q4", 384)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("available: default, context, fused, linear"), "{err}");
     // A head file that names another encoder, loaded for this one.
     let d = tempfile::tempdir().unwrap();
     let mut hf = HeadFile::load(&Path::new(ROOT).join("models/heads/stance-linear.e5-small-q4.json")).unwrap();

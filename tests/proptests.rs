@@ -452,12 +452,20 @@ fn use_head(bytes: &[u8]) -> Result<bool, TestCaseError> {
         }
         Ok(()) => {
             let dim = hf.dim;
-            let head: Box<dyn Head> = hf.into_head();
+            let head: Box<dyn Head> = match hf.into_head(path) {
+                Ok(h) => h,
+                Err(e) => {
+                    // A fused head whose lexical model is missing or altered.
+                    let msg = e.to_string();
+                    prop_assert!(msg.contains(HEAD_NAME), "error does not name the file: {}", msg);
+                    return Ok(false);
+                }
+            };
             if dim <= 1 << 16 {
                 // Vectors of the encoder's width, as check_encoder guarantees.
                 let vecs = vec![vec![0.25f32; dim]; 2];
                 let x = stance::score::features(&vecs, head.features());
-                let p = head.predict_proba(x.view());
+                let p = head.predict_proba(x.view(), &["a", "b"]);
                 prop_assert_eq!(p.dim(), (2, 3));
             }
             Ok(true)

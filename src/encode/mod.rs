@@ -195,7 +195,7 @@ impl Embedder {
                     // Adapters are added to the fast forward's weights.
                     let mut f = fast::FastBert::from_e5s1(&image, precision.unwrap_or_else(fast::Precision::best_for_cpu))?;
                     if let Some(a) = &model.adapter {
-                        let info = crate::finetune::merge_adapter(&mut f, a)?;
+                        let info = crate::train::finetune::merge_adapter(&mut f, a)?;
                         adapter_sha = Some(info.sha256[..12].to_string());
                     }
                     Box::new(f)

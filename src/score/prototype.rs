@@ -23,7 +23,7 @@ impl Head for PrototypeHead {
     fn features(&self) -> Features {
         Features::Sentence
     }
-    fn predict_proba(&self, x: ArrayView2<f32>) -> Array2<f32> {
+    fn predict_proba(&self, x: ArrayView2<f32>, _texts: &[&str]) -> Array2<f32> {
         // Vectors and prototypes are unit length, so the dot product is the cosine.
         affine_softmax(&self.0.0, x)
     }
@@ -118,5 +118,7 @@ pub fn build(task: Task, encoder: &str, described: &[Vec<Vec<f32>>], description
         descriptions: Some(descriptions),
         training: Default::default(),
         validation: None,
+        lexical: None,
+        article: None,
     }
 }

@@ -1,4 +1,4 @@
-//! Training a linear head: multinomial logistic regression with L2 regularisation on
+//! Fitting a linear head: multinomial logistic regression with L2 regularisation on
 //! standardised sentence vectors, class-balanced, fitted by full-batch Adam (the problem
 //! is convex and small, so this is exact enough and fully deterministic). The L2
 //! strength is picked on a validation split held out by source, and the probabilities
@@ -17,16 +17,35 @@ pub struct Fitted {
 
 /// Fits softmax regression. `l2` is the penalty on the standardised weights.
 pub fn fit_logistic(x: ArrayView2<f32>, y: &[usize], l2: f32, epochs: usize) -> Fitted {
+    fit_logistic_weighted(x, y, &vec![1.0; y.len()], l2, epochs)
+}
+
+/// Class-balanced weights, each class weighing the same in the loss whatever its size,
+/// times a weight per example (extra data can count for less than the core data).
+pub fn balanced_weights(y: &[usize], example_weight: &[f32]) -> Vec<f32> {
+    let mut mass = [0f32; 3];
+    y.iter().zip(example_weight).for_each(|(&c, &w)| mass[c] += w);
+    let total: f32 = mass.iter().sum();
+    let present = mass.iter().filter(|&&m| m > 0.0).count() as f32;
+    y.iter()
+        .zip(example_weight)
+        .map(|(&c, &w)| if mass[c] > 0.0 { w * total / (present * mass[c]) } else { 0.0 })
+        .collect()
+}
+
+/// [`fit_logistic`] with a weight per example (see [`balanced_weights`]).
+pub fn fit_logistic_weighted(x: ArrayView2<f32>, y: &[usize], example_weight: &[f32], l2: f32, epochs: usize) -> Fitted {
     let (n, d) = x.dim();
+    assert!(
+        n > 0 && y.len() == n && example_weight.len() == n,
+        "fit_logistic needs rows and one label and weight each"
+    );
     let k = 3;
     let mean = x.mean_axis(Axis(0)).expect("rows");
     let std = x.std_axis(Axis(0), 0.0).mapv(|s| s.max(1e-6));
     let z = (&x - &mean) / &std;
-    // Class-balanced sample weights: every class weighs the same in the loss.
-    let mut counts = [0usize; 3];
-    y.iter().for_each(|&c| counts[c] += 1);
-    let present = counts.iter().filter(|&&c| c > 0).count() as f32;
-    let sw: Vec<f32> = y.iter().map(|&c| n as f32 / (present * counts[c] as f32)).collect();
+    let sw = balanced_weights(y, example_weight);
+    let wsum: f32 = sw.iter().sum();
     let mut onehot = Array2::<f32>::zeros((n, k));
     for (i, &c) in y.iter().enumerate() {
         onehot[[i, c]] = 1.0;
@@ -41,7 +60,7 @@ pub fn fit_logistic(x: ArrayView2<f32>, y: &[usize], l2: f32, epochs: usize) -> 
         let lr = 0.05 * (1.0 - 0.9 * t as f32 / epochs as f32);
         let mut p = z.dot(&w.t()) + &b;
         softmax_rows(&mut p);
-        let g = (&p - &onehot) * &sw_col / n as f32; // [n, k]
+        let g = (&p - &onehot) * &sw_col / wsum; // [n, k]
         let gw = g.t().dot(&z) + &(&w * l2);
         let gb = g.sum_axis(Axis(0));
         mw = &mw * b1 + &gw * (1.0 - b1);

@@ -1,0 +1,10 @@
+//! Learning from labeled data: the heads' regressions ([`logistic`] on sentence
+//! vectors, [`lexical`] on text), fine-tuning the encoder ([`finetune`]), and model
+//! selection by cross-validation grouped by source article ([`select`]).
+
+pub mod finetune;
+pub mod lexical;
+pub mod logistic;
+pub mod select;
+
+pub use logistic::*;
