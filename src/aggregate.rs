@@ -22,7 +22,7 @@ impl Serialize for Probs {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(3))?;
         for (l, v) in self.labels.iter().zip(self.values) {
-            m.serialize_entry(l, &round(v))?;
+            m.serialize_entry(l, &round_f64(v))?;
         }
         m.end()
     }
@@ -33,8 +33,15 @@ pub fn round(x: f32) -> f32 {
     (x * 10_000.0).round() / 10_000.0
 }
 
+/// The 4-decimal value as the f64 nearest to it, so that it prints the same whether
+/// written directly or through a `serde_json::Value` (an f32 widened to f64 would
+/// print as `0.07270000129938126`).
+pub fn round_f64(x: f32) -> f64 {
+    (x as f64 * 10_000.0).round() / 10_000.0
+}
+
 fn ser_round<S: Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f32(round(*x))
+    s.serialize_f64(round_f64(*x))
 }
 
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]

@@ -124,6 +124,21 @@ impl Stream {
 
 pub fn batch(a: BatchArgs) -> Result<i32> {
     let started = Instant::now();
+    // The output is checked and claimed before any work, so a bad --out or a second
+    // run on the same file fails at once, not after the scoring.
+    let _claim = match &a.out {
+        Some(out) => {
+            stance::util::check_output(out)?;
+            if a.format.is_none() && BatchFormat::from_path(out).is_none() {
+                bail!(
+                    "{}: unknown report extension: use .jsonl, .csv, .md or .html, or say --format",
+                    out.display()
+                );
+            }
+            Some(stance::util::OutputLock::claim(out)?)
+        }
+        None => None,
+    };
     let format = report_format(a.out.as_deref(), a.format);
     let mut warnings = Vec::new();
     let mut items: Vec<Item> = Vec::new();
@@ -245,8 +260,13 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
             .map(|p| format!(" finished articles are in {}", p.display()))
             .unwrap_or_default();
         stance::note!(
-            "stance: interrupted after {done} of {} articles;{kept}; the report was not written; a re-run reuses the cached vectors",
-            items.len()
+            "stance: interrupted after {done} of {} articles;{kept}; the report was not written{}",
+            items.len(),
+            if cache.is_some() {
+                "; a re-run reuses the cached vectors"
+            } else {
+                ""
+            }
         );
         return Ok(130);
     }
@@ -294,6 +314,14 @@ pub fn report(cmd: ReportCmd) -> Result<i32> {
             sentences,
             html_texts,
         } => {
+            stance::util::check_output(&out)?;
+            if format.is_none() && BatchFormat::from_path(&out).is_none() {
+                bail!(
+                    "{}: unknown report extension: use .jsonl, .csv, .md or .html, or say --format",
+                    out.display()
+                );
+            }
+            let _claim = stance::util::OutputLock::claim(&out)?;
             let mut all = Vec::new();
             for f in &files {
                 all.extend(report_batch::read_records(f)?);

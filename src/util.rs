@@ -77,3 +77,48 @@ macro_rules! say {
         writeln!(std::io::stdout(), $($t)*)
     }};
 }
+
+/// An exclusive claim on an output path for the length of a run: a lock on a hidden
+/// file beside it (`.NAME.lock`). A second run on the same output is refused at once
+/// (not queued), before it scores anything. Released on drop.
+pub struct OutputLock {
+    _file: std::fs::File,
+}
+
+impl OutputLock {
+    pub fn claim(out: &Path) -> Result<OutputLock> {
+        let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = out
+            .file_name()
+            .ok_or_else(|| Error::Usage(format!("{}: not a file name", out.display())))?;
+        let lock_path = dir.join(format!(".{}.lock", name.to_string_lossy()));
+        let f = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match fs4::fs_std::FileExt::try_lock_exclusive(&f) {
+            Ok(true) => Ok(OutputLock { _file: f }),
+            Ok(false) => Err(Error::Usage(format!(
+                "{}: another stance run is writing this output (lock {} held); refusing rather than mixing the two",
+                out.display(),
+                lock_path.display()
+            ))),
+            Err(e) => Err(Error::io(&lock_path, e)),
+        }
+    }
+}
+
+/// Checks an output path before any work: not a directory, its folder exists (or can
+/// be made) and takes new files.
+pub fn check_output(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        return Err(Error::Usage(format!("{}: is a directory; --out takes a file name", out.display())));
+    }
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    tempfile::NamedTempFile::new_in(dir)
+        .map(drop)
+        .map_err(|e| Error::Usage(format!("{}: cannot write into {} ({e})", out.display(), dir.display())))
+}

@@ -180,3 +180,143 @@ fn html_report_in_headless_chromium() {
         .collect();
     assert!(console_errors.is_empty(), "console errors: {console_errors:?}");
 }
+
+/// `classify` and `batch` run one article pipeline: the same inputs give the same
+/// sentences, the same sentence and article judgments, written with the same digits.
+#[test]
+fn classify_and_batch_give_identical_judgments() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("b.jsonl");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let files: Vec<String> = (0..5)
+        .map(|i| {
+            std::fs::read_dir(seeds())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().contains(&format!("/00{i}_")))
+                .next()
+                .unwrap()
+        })
+        .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+        .collect();
+    let b = stance()
+        .current_dir(root)
+        .args(["batch", "seeds", "-q", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(b.status.code(), Some(0), "{}", String::from_utf8_lossy(&b.stderr));
+    let c = stance()
+        .current_dir(root)
+        .arg("classify")
+        .args(&files)
+        .args(["--format", "jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(c.status.code(), Some(0), "{}", String::from_utf8_lossy(&c.stderr));
+    let batch_text = std::fs::read_to_string(&out).unwrap();
+    let batch: Vec<serde_json::Value> = batch_text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let classify: Vec<serde_json::Value> = String::from_utf8(c.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(batch.len(), 5);
+    for a in &classify {
+        let id = a["id"].as_str().unwrap();
+        let b = batch
+            .iter()
+            .find(|b| b["path"].as_str().unwrap().ends_with(id))
+            .unwrap_or_else(|| panic!("{id} not in batch"));
+        for key in ["lang", "stance", "sentiment", "counts"] {
+            assert_eq!(a[key], b[key], "{id}: {key}");
+        }
+        let (sa, sb) = (a["sentences"].as_array().unwrap(), b["sentences"].as_array().unwrap());
+        assert_eq!(sa.len(), sb.len(), "{id}");
+        for (x, y) in sa.iter().zip(sb) {
+            for key in ["index", "start", "end", "text", "stance", "sentiment"] {
+                assert_eq!(x[key], y[key], "{id}: sentence {}: {key}", x["index"]);
+            }
+        }
+    }
+    // Numbers are written with at most 4 decimals in both (no f32 noise such as
+    // 0.07270000129938126).
+    fn four_decimals(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Number(n) => n.to_string().split('.').nth(1).is_none_or(|f| f.len() <= 4),
+            serde_json::Value::Array(a) => a.iter().all(four_decimals),
+            serde_json::Value::Object(o) => o.values().all(four_decimals),
+            _ => true,
+        }
+    }
+    assert!(batch.iter().all(four_decimals), "more than 4 decimals in batch output");
+    assert!(classify.iter().all(four_decimals), "more than 4 decimals in classify output");
+}
+
+/// Two real processes on one `--out`: the second is refused at once (the first holds
+/// the output's lock while it waits for its standard input), the first then completes
+/// with all its records; bad outputs fail before any scoring.
+#[test]
+fn a_second_run_on_the_same_output_is_refused_and_bad_outputs_fail_first() {
+    use std::io::Write as _;
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out.jsonl");
+    let mut first = stance()
+        .args(["batch", "-", "-q", "--no-cache", "--out"])
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first run has claimed the output.
+    let lock = d.path().join(".out.jsonl.lock");
+    let t0 = std::time::Instant::now();
+    while !lock.exists() && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = stance()
+        .args(["batch", "seeds", "-q", "--out"])
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{e}");
+    assert!(e.contains("another stance run is writing") && e.trim().lines().count() == 1, "{e}");
+    let mut stdin = first.stdin.take().unwrap();
+    stdin
+        .write_all(
+            b"{\"id\":\"a\",\"text\":\"La UE deve regolamentare l'IA.\"}\n{\"id\":\"b\",\"text\":\"Meno regole, piu innovazione.\"}\n",
+        )
+        .unwrap();
+    drop(stdin);
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    // An existing directory, or an extension that names no format, fails at once.
+    for (bad, msg) in [
+        (d.path().to_path_buf(), "is a directory"),
+        (d.path().join("report.txt"), "unknown report extension"),
+    ] {
+        let o = stance()
+            .args(["batch", "seeds", "-q", "--out"])
+            .arg(&bad)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert!(e.contains(msg) && e.trim().lines().count() == 1, "{e}");
+        assert!(!d.path().join("report.txt").exists());
+    }
+}

@@ -84,3 +84,53 @@ fn the_checker_sees_a_bare_option() {
     let short = "Options:\n      --good <X>  Does a thing\n      --bare <Y>  [default: 3]\n  -h, --help  Print help\n";
     assert_eq!(undescribed(short), vec!["--bare <Y>".to_string()]);
 }
+
+fn stance(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stance"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn explain_n_is_honoured_in_json_and_bad_names_list_the_valid_ones() {
+    for (n, want) in [(None, 3), (Some("0"), 0), (Some("1"), 1), (Some("5"), 5)] {
+        let mut args = vec!["classify", "seeds/001_e4b1f6cbe6b8503a.txt", "--format", "json"];
+        if let Some(n) = n {
+            args.extend(["--explain", n]);
+        }
+        let out = stance(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for side in ["openness", "regulation"] {
+            assert_eq!(v[0]["explain"][side].as_array().unwrap().len(), want, "--explain {n:?} {side}");
+        }
+    }
+    let out = stance(&["classify", "--model", "bogus", "seeds/001_e4b1f6cbe6b8503a.txt"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(e.contains("known: e5-small-q4") && e.contains("e5-small-q4+stance"), "{e}");
+    let out = stance(&["classify", "--head", "nosuch", "seeds/001_e4b1f6cbe6b8503a.txt"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        e.contains("available: default,") && e.contains("fused") && e.trim().lines().count() == 1,
+        "{e}"
+    );
+}
+
+#[test]
+fn models_list_columns_line_up() {
+    let out = stance(&["models", "list"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    // The "present" column starts at the same place on every row, adapters included.
+    let col = |l: &str| l.find("  yes").or_else(|| l.find("  no")).or_else(|| l.find("  present"));
+    let first = col(rows[0]).unwrap();
+    for r in &rows {
+        assert_eq!(col(r), Some(first), "{text}");
+    }
+    assert!(rows.iter().any(|r| r.contains("+stance")), "{text}");
+}

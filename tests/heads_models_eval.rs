@@ -154,6 +154,7 @@ fn truncated_and_corrupted_model_files_are_named() {
         let e = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {e}");
         assert!(e.contains("e5-small-q4.bin") && e.trim().lines().count() == 1, "{what}: {e}");
+        assert!(e.contains("`stance models fetch` checks the cache"), "{what}: no repair hint: {e}");
         assert!(!e.contains("panicked"));
     }
     // A Hugging Face directory with a truncated safetensors file, and one with a
@@ -291,4 +292,31 @@ fn finetune_is_deterministic_from_a_seed_and_loads_as_a_variant() {
     assert_eq!(base.len(), tuned.len());
     let cos: f64 = base.iter().zip(&tuned).map(|(a, b)| a * b).sum();
     assert!(cos < 0.999_999 && cos > 0.5, "tuned vs base cosine {cos}");
+}
+
+/// `stance models fetch` checks what is present and fetches a damaged file again.
+#[test]
+fn models_fetch_repairs_a_damaged_cache() {
+    let cached = stance::models::resolve("e5-small-q4", true).unwrap();
+    let stance::models::ModelFiles::E5s1 { weights, tokenizer } = cached.files else {
+        panic!()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("e5-small-q4");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&weights, dir.join("e5-small-q4.bin")).unwrap();
+    let tok = std::fs::read(&tokenizer).unwrap();
+    std::fs::write(dir.join("tokenizer.json"), &tok[..tok.len() / 3]).unwrap();
+    let out = stance().env("STANCE_HOME", home.path()).args(["models", "fetch"]).output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{e}");
+    assert!(
+        e.contains("tokenizer.json is damaged") && e.contains("e5-small-q4.bin checked"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("tokenizer.json")).unwrap(),
+        tok,
+        "the tokenizer was fetched again whole"
+    );
 }

@@ -73,6 +73,17 @@ impl Default for EncoderOptions {
 }
 
 /// Picks the candle device: `auto` takes a GPU when the build has one and it answers.
+/// A damaged file inside the model cache can be repaired: say how.
+fn repair_hint(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Model { path: p, msg } if path.starts_with(crate::models::stance_home()) => Error::Model {
+            path: p,
+            msg: format!("{msg}; `stance models fetch` checks the cache and fetches it again"),
+        },
+        other => other,
+    }
+}
+
 pub fn select_device(choice: &str) -> Result<Device> {
     match choice {
         "cpu" => Ok(Device::Cpu),
@@ -187,7 +198,7 @@ impl Embedder {
                     Backend::Candle => None,
                     Backend::Auto => device.is_cpu().then(fast::Precision::best_for_cpu),
                 };
-                let image = e5s1::E5s1::open(weights)?;
+                let image = e5s1::E5s1::open(weights).map_err(|e| repair_hint(e, weights))?;
                 if std::env::var_os("STANCE_HF_TOKENIZER").is_none() {
                     embedded = Some(unigram::Unigram::from_e5s1(&image)?);
                 }

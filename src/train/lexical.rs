@@ -38,19 +38,20 @@ pub fn fit_rows(model: &mut LexicalModel, x: &[SparseRow], y: &[usize], example_
     let mut touched = vec![false; b];
     x.iter().flatten().for_each(|&(j, _)| touched[j as usize] = true);
     let active: Vec<usize> = (0..b).filter(|&j| touched[j]).collect();
-    let chunk = x.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+    // Fixed chunks summed in order: the same floating-point sums on any number of
+    // threads, so a run is bit-identical from its seed (rayon's reduce would vary).
+    const CHUNK: usize = 1024;
     for t in 1..=epochs {
         let lr = 0.1 * (1.0 - 0.9 * t as f32 / epochs as f32);
         let logits = model.logits_sparse(x);
-        // Gradient of the weighted cross-entropy, summed over row chunks in parallel.
-        let (mut gw, gb) = x
-            .par_chunks(chunk)
+        let parts: Vec<(Vec<f32>, [f32; 3])> = x
+            .par_chunks(CHUNK)
             .enumerate()
             .map(|(c, rows)| {
                 let mut gw = vec![0f32; 3 * b];
                 let mut gb = [0f32; 3];
                 for (r, row) in rows.iter().enumerate() {
-                    let i = c * chunk + r;
+                    let i = c * CHUNK + r;
                     let l = [logits[[i, 0]], logits[[i, 1]], logits[[i, 2]]];
                     let mx = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                     let e = l.map(|z| (z - mx).exp());
@@ -66,14 +67,17 @@ pub fn fit_rows(model: &mut LexicalModel, x: &[SparseRow], y: &[usize], example_
                 }
                 (gw, gb)
             })
-            .reduce(
-                || (vec![0f32; 3 * b], [0f32; 3]),
-                |(mut a, mut ab), (c, cb)| {
-                    a.iter_mut().zip(&c).for_each(|(x, y)| *x += y);
-                    (0..3).for_each(|k| ab[k] += cb[k]);
-                    (a, ab)
-                },
-            );
+            .collect();
+        let mut parts = parts.into_iter();
+        let (mut gw, mut gb) = parts.next().unwrap_or_else(|| (vec![0f32; 3 * b], [0f32; 3]));
+        for (pw, pb) in parts {
+            for &j in &active {
+                for k in 0..3 {
+                    gw[k * b + j] += pw[k * b + j];
+                }
+            }
+            (0..3).for_each(|k| gb[k] += pb[k]);
+        }
         let (c1, c2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
         for k in 0..3 {
             for &j in &active {
