@@ -128,8 +128,10 @@ impl LexicalModel {
         self.logits_sparse(&self.featurize(texts))
     }
 
-    /// Saves as safetensors (f16 IDF and weights, f32 bias) with `metadata` (provenance).
-    pub fn save(&self, path: &Path, metadata: HashMap<String, String>) -> Result<()> {
+    /// Saves as safetensors (f16 IDF and weights, f32 bias) with `metadata` (provenance),
+    /// kept as one JSON object under the key `provenance`: safetensors writes its
+    /// metadata map in hash order, and one key keeps the file's bytes reproducible.
+    pub fn save(&self, path: &Path, metadata: std::collections::BTreeMap<String, String>) -> Result<()> {
         use safetensors::tensor::{Dtype, TensorView};
         let to_f16 = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect() };
         let idf = to_f16(&self.idf);
@@ -142,7 +144,9 @@ impl LexicalModel {
             ("weights", TensorView::new(Dtype::F16, vec![3, b], &w).map_err(err)?),
             ("bias", TensorView::new(Dtype::F32, vec![3], &bias).map_err(err)?),
         ];
-        let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(err)?;
+        let provenance = serde_json::to_string(&metadata).map_err(|e| Error::head(path, e.to_string()))?;
+        let meta = HashMap::from([("provenance".to_string(), provenance)]);
+        let bytes = safetensors::serialize(tensors, Some(meta)).map_err(err)?;
         crate::util::write_atomic(path, &bytes)
     }
 
@@ -222,7 +226,8 @@ mod tests {
         };
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("lex.safetensors");
-        m.save(&p, HashMap::from([("task".into(), "stance".into())])).unwrap();
+        m.save(&p, std::collections::BTreeMap::from([("task".into(), "stance".into())]))
+            .unwrap();
         let l = LexicalModel::load(&p).unwrap();
         assert_eq!((l.bits, l.bias), (bits, m.bias));
         // These values are exact in f16.

@@ -770,7 +770,7 @@ pub fn write_heads(
     let model = lexical::fit(&texts, &y, &w, sel.lexical.l2, bits);
     let lex_name = format!("{}-lexical.{short}.safetensors", task.name());
     let lex_path = dir.join(&lex_name);
-    let meta: HashMap<String, String> = [
+    let meta: std::collections::BTreeMap<String, String> = [
         ("task", task.name().to_string()),
         ("l2", sel.lexical.l2.to_string()),
         (
