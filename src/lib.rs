@@ -5,7 +5,7 @@
 //! [`segment`] → [`encode`] → [`score`] → [`aggregate`] → [`report`], tied together
 //! by [`pipeline`]. Around it: [`input`] (reading and decoding articles), [`models`]
 //! (variants, cache, fetching), [`cache`] (sentence vectors on disk), [`data`]
-//! (labeled files), [`train`] and [`eval`].
+//! (labeled files) and [`train`] (heads, fine-tuning, selection, metrics).
 
 pub mod actors;
 pub mod aggregate;
@@ -14,13 +14,11 @@ pub mod cache;
 pub mod data;
 pub mod encode;
 pub mod error;
-pub mod eval;
 pub mod input;
 pub mod models;
 pub mod npy;
 pub mod pipeline;
 pub mod report;
-pub mod report_batch;
 pub mod score;
 pub mod segment;
 pub mod train;

@@ -1,8 +1,6 @@
 //! The `stance` command line: a thin layer over the library.
 
-mod batch_cmd;
 mod cli;
-mod commands;
 
 fn main() {
     keep_freed_memory();

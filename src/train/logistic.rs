@@ -6,8 +6,8 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-use crate::eval::Metrics;
 use crate::score::softmax_rows;
+use crate::train::metrics::Metrics;
 
 pub struct Fitted {
     /// [3, d] in the original (unstandardised) feature space.

@@ -26,8 +26,8 @@ use serde::Serialize;
 
 use crate::data::{Example, Task};
 use crate::error::{Error, Result};
-use crate::eval::Metrics;
 use crate::score::{self, ArticleRule, Features, HeadFile, LexicalPart, Training, Validation};
+use crate::train::metrics::Metrics;
 use crate::train::{self, lexical, logistic};
 use crate::util::Rng;
 

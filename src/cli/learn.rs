@@ -13,11 +13,11 @@ use serde::Serialize;
 use stance::cache::{VectorCache, embed_cached};
 use stance::data::{self, Example, Task};
 use stance::encode::{Embedder, EncoderOptions};
-use stance::eval::Metrics;
 use stance::score::{self, Features, HeadFile, Training, Validation, prototype};
+use stance::train::metrics::Metrics;
 use stance::{models, train};
 
-use crate::cli::ModelArgs;
+use crate::cli::args::ModelArgs;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -48,7 +48,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[command(flatten)]
-    cache: crate::cli::CacheArgs,
+    cache: crate::cli::args::CacheArgs,
     /// Replace a head or adapter that is already there (committed heads included).
     #[arg(long)]
     force: bool,
@@ -98,7 +98,7 @@ pub struct EvalArgs {
     #[arg(long)]
     detail: bool,
     #[command(flatten)]
-    encoder: crate::cli::EncoderArgs,
+    encoder: crate::cli::args::EncoderArgs,
 }
 
 #[derive(Args)]
@@ -848,7 +848,7 @@ pub struct SelectArgs {
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
-    cache: crate::cli::CacheArgs,
+    cache: crate::cli::args::CacheArgs,
     /// With --write: replace heads that are already there (committed heads included).
     #[arg(long, requires = "write")]
     force: bool,

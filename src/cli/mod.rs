@@ -4,11 +4,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use stance::encode::{Backend, Embedder, EncoderOptions};
+use stance::encode::Embedder;
 use stance::pipeline::{Scorer, ScorerOptions};
 use stance::report::Format;
 
-use crate::commands::{EvalArgs, TrainArgs};
+use crate::cli::learn::{EvalArgs, TrainArgs};
+
+pub mod args;
+pub mod batch;
+pub mod learn;
+
+use args::{CacheArgs, HeadArgs, ModelArgs, TextArgs};
 use stance::input::{self, ReadOptions};
 use stance::models;
 use stance::segment::{self, Segmenter};
@@ -82,16 +88,16 @@ enum Cmd {
     /// Evaluate heads and encoder variants on labeled data, side by side.
     Eval(EvalArgs),
     /// Choose heads by cross-validation grouped by source article (and write them).
-    Select(crate::commands::SelectArgs),
+    Select(crate::cli::learn::SelectArgs),
     /// Score many articles (files, folders, JSON Lines) into one report.
-    Batch(crate::batch_cmd::BatchArgs),
+    Batch(crate::cli::batch::BatchArgs),
     /// Reports: merge JSON Lines outputs of shards or runs.
     Report {
         #[command(subcommand)]
-        cmd: crate::batch_cmd::ReportCmd,
+        cmd: crate::cli::batch::ReportCmd,
     },
     /// Encoding speed on a file of sentences (one per line), like the speed peers.
-    Bench(crate::commands::BenchArgs),
+    Bench(crate::cli::learn::BenchArgs),
     /// Model variants: list them, fetch them.
     Models {
         #[command(subcommand)]
@@ -123,91 +129,6 @@ struct ReadArgs {
     lines: bool,
     #[command(flatten)]
     text: TextArgs,
-}
-
-/// How input text is read: shared by every command that reads articles.
-#[derive(Args, Clone, Debug)]
-pub struct TextArgs {
-    /// Language of the articles for segmentation (ISO 639-1), or auto (detected per article).
-    #[arg(long, default_value = "auto")]
-    pub lang: String,
-    /// Refuse inputs larger than this many bytes.
-    #[arg(long, default_value_t = input::DEFAULT_MAX_BYTES)]
-    pub max_bytes: u64,
-    /// Replace invalid UTF-8 with U+FFFD (and warn) instead of refusing the file.
-    #[arg(long)]
-    pub lossy: bool,
-}
-
-impl TextArgs {
-    pub fn read_options(&self) -> ReadOptions {
-        ReadOptions {
-            max_bytes: self.max_bytes,
-            lossy: self.lossy,
-        }
-    }
-}
-
-/// The sentence-vector cache switch: shared by every command that embeds.
-#[derive(Args, Clone, Copy, Debug)]
-pub struct CacheArgs {
-    /// Do not read or write the sentence-vector cache ($STANCE_HOME/vectors).
-    #[arg(long)]
-    pub no_cache: bool,
-}
-
-#[derive(Args, Clone, Debug)]
-pub struct ModelArgs {
-    /// Model variant name (see `stance models list`) or a Hugging Face model directory.
-    #[arg(long, default_value = models::DEFAULT_VARIANT)]
-    pub model: String,
-    #[command(flatten)]
-    pub encoder: EncoderArgs,
-}
-
-/// Where and how the encoder runs: shared by every command that encodes.
-#[derive(Args, Clone, Debug)]
-pub struct EncoderArgs {
-    /// Device: auto takes a GPU when the build has one and it answers.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Encoder implementation.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: Backend,
-}
-
-impl EncoderArgs {
-    pub fn options(&self) -> EncoderOptions {
-        EncoderOptions {
-            device: self.device.clone(),
-            backend: self.backend,
-            ..Default::default()
-        }
-    }
-}
-
-#[derive(Args, Clone)]
-pub struct HeadArgs {
-    /// Scoring head for both tasks: default (fused where the variant has one, else
-    /// linear), fused (encoder + lexical, trained on real news), linear, context,
-    /// written (linear, trained on the written sentences), prototype (zero-shot), or a file.
-    #[arg(long, default_value = stance::score::DEFAULT_HEAD)]
-    pub head: String,
-    /// Stance head, overriding --head.
-    #[arg(long)]
-    pub stance_head: Option<String>,
-    /// Sentiment head, overriding --head.
-    #[arg(long)]
-    pub sentiment_head: Option<String>,
-}
-
-impl HeadArgs {
-    pub fn stance(&self) -> String {
-        self.stance_head.clone().unwrap_or_else(|| self.head.clone())
-    }
-    pub fn sentiment(&self) -> String {
-        self.sentiment_head.clone().unwrap_or_else(|| self.head.clone())
-    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq)]
@@ -284,12 +205,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
             explain,
             cache,
         } => cmd_classify(&files, &read, &model, &heads, format, explain, cache.no_cache),
-        Cmd::Train(a) => crate::commands::train(a),
-        Cmd::Eval(a) => crate::commands::eval(a),
-        Cmd::Select(a) => crate::commands::select(a),
-        Cmd::Bench(a) => crate::commands::bench(a),
-        Cmd::Batch(a) => crate::batch_cmd::batch(a),
-        Cmd::Report { cmd } => crate::batch_cmd::report(cmd),
+        Cmd::Train(a) => crate::cli::learn::train(a),
+        Cmd::Eval(a) => crate::cli::learn::eval(a),
+        Cmd::Select(a) => crate::cli::learn::select(a),
+        Cmd::Bench(a) => crate::cli::learn::bench(a),
+        Cmd::Batch(a) => crate::cli::batch::batch(a),
+        Cmd::Report { cmd } => crate::cli::batch::report(cmd),
         Cmd::Models { cmd } => cmd_models(cmd),
     }
 }
@@ -367,12 +288,6 @@ fn cmd_segment(files: &[PathBuf], r: &ReadArgs, format: SegFormat) -> Result<i32
     }
     out.flush()?;
     Ok(exit_code(arts.len(), failed))
-}
-
-impl ModelArgs {
-    pub fn encoder_options(&self) -> EncoderOptions {
-        self.encoder.options()
-    }
 }
 
 pub fn load_embedder(m: &ModelArgs) -> Result<Embedder> {
@@ -465,7 +380,7 @@ fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
             let image = stance::encode::e5s1::E5s1::open(weights)?;
             let fast = stance::encode::fast::FastBert::from_e5s1(&image, stance::encode::fast::Precision::F32)?;
             let tok = stance::encode::load_tokenizer(tokenizer)?;
-            let bar = crate::commands::progress_bar(tok.get_vocab_size(true) as u64, "distilling");
+            let bar = crate::cli::learn::progress_bar(tok.get_vocab_size(true) as u64, "distilling");
             let (table, vocab, dim) = stance::encode::static_emb::distill(&fast, &tok, batch, &mut |n| bar.inc(n as u64))?;
             bar.finish_and_clear();
             let models::ModelFiles::Static { table: out, .. } = models::static_files() else {

@@ -13,9 +13,9 @@ use serde_json::Value;
 use stance::actors::{self, Gazetteer};
 use stance::batch::{self, BatchOptions, Item};
 use stance::pipeline::{Scorer, ScorerOptions};
-use stance::report_batch::{self, BatchFormat};
+use stance::report::batch::{self as report_batch, BatchFormat};
 
-use crate::cli::ModelArgs;
+use crate::cli::args::ModelArgs;
 
 #[derive(Args)]
 pub struct BatchArgs {
@@ -48,19 +48,19 @@ pub struct BatchArgs {
     #[arg(long, default_value_t = 500)]
     html_texts: usize,
     #[command(flatten)]
-    cache: crate::cli::CacheArgs,
+    cache: crate::cli::args::CacheArgs,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
-    text: crate::cli::TextArgs,
+    text: crate::cli::args::TextArgs,
     /// Refuse articles with more sentences than this.
     #[arg(long, default_value_t = 100_000)]
     max_sentences: usize,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
-    heads: crate::cli::HeadArgs,
+    heads: crate::cli::args::HeadArgs,
 }
 
 #[derive(Subcommand)]

@@ -1,6 +1,8 @@
 //! The report stage: article results out, as a table for people or JSON, JSON Lines,
 //! CSV and Markdown for machines and documents.
 
+pub mod batch;
+
 use std::io::Write;
 
 use crate::pipeline::ArticleResult;
