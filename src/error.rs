@@ -34,6 +34,9 @@ pub enum Error {
     Tokenizer(String),
     #[error("{0}")]
     Usage(String),
+    /// The user asked to stop (Ctrl-C, SIGTERM).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {

@@ -15,6 +15,7 @@ pub mod data;
 pub mod encode;
 pub mod error;
 pub mod input;
+pub mod interrupt;
 pub mod models;
 pub mod npy;
 pub mod pipeline;

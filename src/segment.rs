@@ -47,10 +47,15 @@ impl Segmenter {
         let lang = self.language_of(text);
         let mut spans = Vec::new();
         for (start, end) in blocks(text) {
-            split_block(&lang, text, start, end, &mut spans);
+            // A block with no line break for megabytes (a dump on one line) is cut into
+            // bounded pieces first, so the splitter's work and memory stay bounded.
+            for (s, e) in bounded(text, start, end, MAX_BLOCK_BYTES) {
+                split_block(&lang, text, s, e, &mut spans);
+            }
         }
         spans
             .into_iter()
+            .flat_map(|(s, e)| bounded(text, s, e, MAX_SENTENCE_BYTES))
             .enumerate()
             .map(|(index, (start, end))| Sentence {
                 index,
@@ -62,10 +67,45 @@ impl Segmenter {
     }
 }
 
-/// Treats every non-blank line as one sentence (`--lines` input).
+/// The longest sentence passed on: longer runs of text without a sentence end (no
+/// real sentence is this long) are cut at the last space before the limit. The encoder
+/// sees at most 512 tokens a window anyway; this bounds tokenisation and memory.
+pub const MAX_SENTENCE_BYTES: usize = 4096;
+/// The longest block handed to the sentence splitter at once.
+pub const MAX_BLOCK_BYTES: usize = 64 * 1024;
+
+/// `start..end` cut into pieces of at most `max` bytes, at the last whitespace before
+/// each limit (or at a character boundary when there is none), trimmed.
+fn bounded(text: &str, start: usize, end: usize, max: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut s = start;
+    while end - s > max {
+        let mut limit = s + max;
+        while !text.is_char_boundary(limit) {
+            limit -= 1;
+        }
+        let cut = text[s..limit].rfind(is_space).map(|i| s + i).filter(|&c| c > s).unwrap_or(limit);
+        let (a, b) = trim_span(text, s, cut);
+        if a < b {
+            out.push((a, b));
+        }
+        s = cut;
+    }
+    let (a, b) = trim_span(text, s, end);
+    if a < b {
+        out.push((a, b));
+    }
+    out
+}
+
+/// Treats every non-blank line as one sentence (`--lines` input), long lines cut as
+/// [`MAX_SENTENCE_BYTES`] says.
 pub fn lines_as_sentences(text: &str) -> Vec<Sentence> {
     let mut out = Vec::new();
-    for (start, end) in line_spans(text) {
+    for (start, end) in line_spans(text)
+        .into_iter()
+        .flat_map(|(a, b)| bounded(text, a, b, MAX_SENTENCE_BYTES))
+    {
         let (s, e) = trim_span(text, start, end);
         if s < e {
             out.push(Sentence {
@@ -606,6 +646,24 @@ pub fn compare_boundaries(text: &str, gold_units: &[&str], predicted: &[Sentence
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_line_becomes_bounded_sentences_with_true_offsets() {
+        let line = "parola ".repeat(300_000) + "fine.";
+        let seg = Segmenter::new("it").segment(&line);
+        assert!(seg.len() > 400, "{}", seg.len());
+        for s in &seg {
+            assert!(s.end - s.start <= MAX_SENTENCE_BYTES && s.end > s.start);
+            assert_eq!(collapse_whitespace(&line[s.start..s.end]), s.text);
+        }
+        // No text lost: the pieces cover every word.
+        let words: usize = seg.iter().map(|s| s.text.split(' ').count()).sum();
+        assert_eq!(words, 300_001);
+        let one = "x".repeat(10_000);
+        let lines = lines_as_sentences(&one);
+        assert_eq!(lines.iter().map(|s| s.text.len()).sum::<usize>(), 10_000);
+        assert!(lines.iter().all(|s| s.text.len() <= MAX_SENTENCE_BYTES));
+    }
 
     #[test]
     fn short_sentences_get_their_language_and_no_letters_is_und() {

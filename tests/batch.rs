@@ -320,3 +320,37 @@ fn a_second_run_on_the_same_output_is_refused_and_bad_outputs_fail_first() {
         assert!(!d.path().join("report.txt").exists());
     }
 }
+
+/// Ctrl-C (SIGINT) and SIGTERM inside one long article: the stop is honoured between
+/// encoder batches, so no article is finished (the old behaviour ran the article to
+/// its end first), the run says so and exits 130, keeping its `.partial` file.
+#[test]
+fn a_stop_inside_one_long_article_is_honoured_between_batches() {
+    let d = tempfile::tempdir().unwrap();
+    let article = d.path().join("long.txt");
+    std::fs::write(&article, "parola ".repeat(300_000) + "fine.").unwrap();
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let out = d.path().join(format!("out{signal}.jsonl"));
+        let child = stance()
+            .args(["batch", "--no-cache", "-q", "--out"])
+            .arg(&out)
+            .arg(&article)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the output is claimed, the model loads and the article is being encoded.
+        let lock = d.path().join(format!(".out{signal}.jsonl.lock"));
+        while !lock.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let o = child.wait_with_output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(130), "{e}");
+        assert!(e.contains("interrupted after 0 of 1 articles"), "{e}");
+        assert!(!e.contains("cached vectors"), "--no-cache promises no cache: {e}");
+        assert!(d.path().join(format!("out{signal}.jsonl.partial")).exists() && !out.exists());
+    }
+}

@@ -264,6 +264,34 @@ fn finetune_is_deterministic_from_a_seed_and_loads_as_a_variant() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--finetune"));
+    // An empty training split (everything held out) is a clear error, not a panic.
+    let scratch = tempfile::tempdir().unwrap();
+    let out = stance()
+        .args([
+            "train",
+            "--task",
+            "stance",
+            "--finetune",
+            "--val-percent",
+            "100",
+            "--top-layers",
+            "1",
+            "--rank",
+            "2",
+            "--tune-epochs",
+            "1",
+            "--out",
+        ])
+        .arg(scratch.path().join("h.json"))
+        .arg("--variant-name")
+        .arg("empty")
+        .arg("--data")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("too few examples") && !e.contains("panicked"), "{e}");
     let (dir, first) = run("cross-entropy", "7");
     let (_, again) = run("cross-entropy", "7");
     assert!(first == again, "same seed, same adapter");

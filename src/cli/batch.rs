@@ -2,8 +2,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -197,11 +195,6 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     }
     let stdout_stream = a.out.is_none() && format == BatchFormat::Jsonl;
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
     let tty = std::io::stderr().is_terminal();
     let bar = if a.quiet || !tty {
         indicatif::ProgressBar::hidden()
@@ -217,10 +210,15 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     let (mut fresh, mut sentences, mut done) = (0usize, 0usize, 0usize);
     let mut last_log = Instant::now();
     for chunk in items.chunks(16) {
-        if interrupted.load(Ordering::SeqCst) {
+        if stance::interrupt::requested() {
             break;
         }
-        let (recs, f, s) = batch::score_chunk(chunk, &scorer, gazetteer.as_ref(), &opts, cache.as_mut())?;
+        let (recs, f, s) = match batch::score_chunk(chunk, &scorer, gazetteer.as_ref(), &opts, cache.as_mut()) {
+            Ok(r) => r,
+            // Stopped inside the chunk: its articles are dropped, the finished ones kept.
+            Err(stance::Error::Interrupted) => break,
+            Err(e) => return Err(e.into()),
+        };
         fresh += f;
         sentences += s;
         done += chunk.len();
@@ -253,7 +251,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     for r in records.iter().filter(|r| r.get("error").is_some()) {
         stance::note!("stance: error: {}", r["error"].as_str().unwrap_or(""));
     }
-    if interrupted.load(Ordering::SeqCst) {
+    if stance::interrupt::requested() {
         let kept = partial
             .as_ref()
             .or(a.stream.as_ref())

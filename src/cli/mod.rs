@@ -161,11 +161,25 @@ pub fn run() -> i32 {
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     }
+    // Ctrl-C or SIGTERM: the first asks for a clean stop (checked between encoder
+    // batches; finished work is kept where the command keeps it), a second quits now.
+    let _ = ctrlc::set_handler(|| {
+        if stance::interrupt::request() {
+            std::process::exit(130);
+        }
+        stance::note!("stance: stopping after the current batch (Ctrl-C again to quit at once)");
+    });
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
                 return 0;
+            }
+            if e.chain()
+                .any(|c| matches!(c.downcast_ref::<stance::Error>(), Some(stance::Error::Interrupted)))
+            {
+                stance::note!("stance: interrupted");
+                return 130;
             }
             let msg = format!("{e:#}").replace('\n', " ");
             stance::note!("stance: error: {msg}");

@@ -309,6 +309,11 @@ impl Embedder {
     /// number of windows (about sentences) it finished.
     pub fn embed_ids(&self, ids: &[Vec<u32>], progress: &mut dyn FnMut(usize)) -> Result<Vec<Vec<f32>>> {
         let max_len = self.encoder.max_len();
+        if max_len < 3 {
+            return Err(Error::Usage(format!(
+                "the model's maximum input length is {max_len} tokens: no room for a word between <s> and </s>"
+            )));
+        }
         // Cut each sentence into windows of at most max_len tokens, each with its own
         // <s> … </s>; `owner[w]` is the sentence of window w.
         let mut windows: Vec<Vec<u32>> = Vec::with_capacity(ids.len());
@@ -342,6 +347,8 @@ impl Embedder {
         let t0 = Instant::now();
         let mut pos = 0;
         while pos < order.len() {
+            // A stop asked for is honoured between batches, not only between articles.
+            crate::interrupt::check()?;
             let longest = windows[order[pos]].len();
             let n = (self.batch_tokens / longest).clamp(1, 256).min(order.len() - pos);
             let batch: Vec<&[u32]> = order[pos..pos + n].iter().map(|&w| windows[w].as_slice()).collect();
