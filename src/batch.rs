@@ -57,14 +57,34 @@ pub fn list_files(inputs: &[PathBuf], glob: Option<&str>) -> Result<Vec<Item>> {
     let mut out = Vec::new();
     for root in inputs {
         if root.is_dir() {
-            let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root)
-                .follow_links(false)
-                .into_iter()
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_file())
-                .map(|e| e.into_path())
-                .filter(|p| p.file_name().is_some_and(|n| matcher.is_match(n)) || matcher.is_match(p))
-                .collect();
+            let wanted = |p: &Path| p.file_name().is_some_and(|n| matcher.is_match(n)) || matcher.is_match(p);
+            let mut files: Vec<PathBuf> = Vec::new();
+            // What the walk cannot take is named, never skipped in silence: a folder that
+            // cannot be read, and links (not followed: they may point anywhere, or loop).
+            for entry in walkdir::WalkDir::new(root).follow_links(false) {
+                match entry {
+                    Ok(e) if e.file_type().is_file() && wanted(e.path()) => files.push(e.into_path()),
+                    Ok(e) if e.file_type().is_symlink() && wanted(e.path()) => out.push(Item::Bad {
+                        id: e.path().display().to_string(),
+                        error: format!(
+                            "{}: symbolic link, not followed (name the file itself to score it)",
+                            e.path().display()
+                        ),
+                    }),
+                    Ok(_) => {}
+                    Err(err) => {
+                        let path = err
+                            .path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| root.display().to_string());
+                        let why = err.io_error().map(|io| io.kind().to_string()).unwrap_or_else(|| err.to_string());
+                        out.push(Item::Bad {
+                            error: format!("{path}: cannot read folder: {why}"),
+                            id: path,
+                        });
+                    }
+                }
+            }
             files.sort();
             for p in files {
                 let source = p

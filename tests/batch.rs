@@ -354,3 +354,76 @@ fn a_stop_inside_one_long_article_is_honoured_between_batches() {
         assert!(d.path().join(format!("out{signal}.jsonl.partial")).exists() && !out.exists());
     }
 }
+
+/// A symbolic link in a folder is named as not followed (an error record, exit 2),
+/// never skipped in silence.
+#[test]
+fn links_in_a_folder_are_named_not_skipped() {
+    let d = tempfile::tempdir().unwrap();
+    let corpus = d.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    let seed = std::fs::read_dir(seeds()).unwrap().next().unwrap().unwrap().path();
+    std::fs::copy(&seed, corpus.join("a.txt")).unwrap();
+    std::os::unix::fs::symlink(corpus.join("a.txt"), corpus.join("link.txt")).unwrap();
+    let out = d.path().join("r.jsonl");
+    let o = stance().args(["batch", "-q", "--out"]).arg(&out).arg(&corpus).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("link.txt: symbolic link, not followed"), "{e}");
+    let recs: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs.iter().filter(|r| r.get("error").is_some()).count(), 1);
+}
+
+/// Standard error that cannot be written (`2>/dev/full`) stops nothing: results still
+/// reach standard output and the exit code says a file failed; a closed standard
+/// output ends `embed` and `batch` quietly.
+#[test]
+fn failing_streams_never_panic() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for cmd in [&["classify", "--format", "csv"][..], &["batch", "-q"][..]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let o = stance()
+            .current_dir(root)
+            .args(cmd)
+            .args(["seeds/000_dd4dafae28c34c02.txt", "no-such-file.txt"])
+            .stderr(full)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("seeds/000_dd4dafae28c34c02.txt"),
+            "{cmd:?}"
+        );
+    }
+    for cmd in [&["embed"][..], &["batch", "-q"][..], &["classify", "--format", "jsonl"][..]] {
+        let inputs: Vec<String> = if cmd[0] == "batch" {
+            vec!["seeds".into()]
+        } else {
+            std::fs::read_dir(seeds())
+                .unwrap()
+                .map(|e| e.unwrap().path().display().to_string())
+                .collect()
+        };
+        let mut child = stance()
+            .current_dir(root)
+            .args(cmd)
+            .args(&inputs)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one byte, then close the pipe, as `| head -c 1` does.
+        use std::io::Read as _;
+        let mut one = [0u8; 1];
+        child.stdout.take().unwrap().read_exact(&mut one).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{cmd:?}: {e}");
+        assert!(!e.contains("Broken pipe") && !e.contains("panicked"), "{cmd:?}: {e}");
+    }
+}

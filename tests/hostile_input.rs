@@ -569,8 +569,18 @@ fn segment_one_megabyte_line_without_punctuation() {
     eprintln!("1 MB line segmented in {:.1}s", t0.elapsed().as_secs_f64());
     r.assert_code(0);
     let segs = segs_of(&r, &p);
-    assert_eq!(segs.len(), 1, "one sentence, got {}", segs.len());
-    assert_eq!((segs[0].start, segs[0].end), (0, line.len()));
+    // Cut into bounded pieces at spaces (no sentence is this long), every byte of text
+    // in one of them, in order.
+    let max = stance::segment::MAX_SENTENCE_BYTES;
+    assert!(segs.len() >= MB / max, "{} pieces", segs.len());
+    assert!(segs.iter().all(|s| s.end - s.start <= max));
+    assert_eq!((segs[0].start, segs.last().unwrap().end), (0, line.len()));
+    for w in segs.windows(2) {
+        assert!(
+            line[w[0].end..w[1].start].chars().all(char::is_whitespace),
+            "text lost between pieces"
+        );
+    }
     check_segments(&text, &segs, "1 MB line");
 }
 
@@ -740,8 +750,14 @@ fn classify_hostile_files_together() {
         check_article(a);
         assert!(!r.mentions(p), "stderr names a good file: {}", r.context());
     }
-    // The ~5,000-token sentence is one sentence, scored whole (windows averaged).
-    assert_eq!(arts[&long.display().to_string()]["sentences"].as_array().unwrap().len(), 1);
+    // The ~5,000-token run without a full stop is cut into bounded pieces, each scored.
+    let long_sents = arts[&long.display().to_string()]["sentences"].as_array().unwrap();
+    assert!(long_sents.len() > 1);
+    assert!(
+        long_sents
+            .iter()
+            .all(|s| s["text"].as_str().unwrap().len() <= stance::segment::MAX_SENTENCE_BYTES)
+    );
     for (p, what) in [
         (&empty, "empty"),
         (&binary, "binary"),
