@@ -47,7 +47,22 @@ pub struct ArticleResult {
     pub sentiment: Judgment,
     pub counts: LabelCounts,
     pub explain: Explanation,
+    /// What produced these judgments.
+    pub model: Provenance,
     pub sentences: Vec<SentenceResult>,
+}
+
+/// The encoder variant and the head files behind a record.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Provenance {
+    pub variant: String,
+    pub stance_head: String,
+    pub sentiment_head: String,
+}
+
+/// A head file's name without its folder (`stance-fused.e5-small-q4.json`).
+fn head_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// An encoder and the two heads, ready to score.
@@ -169,6 +184,11 @@ impl Scorer {
             sentiment: aggregate::aggregate(Task::Sentiment, &se, self.sentiment.article_rule()),
             counts,
             explain: Explanation { openness, regulation },
+            model: Provenance {
+                variant: self.embedder.variant.clone(),
+                stance_head: head_name(&self.stance_path),
+                sentiment_head: head_name(&self.sentiment_path),
+            },
             sentences,
         }
     }
