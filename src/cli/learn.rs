@@ -1,6 +1,5 @@
 //! `stance train` and `stance eval`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,7 +7,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ndarray::Array2;
-use serde::Serialize;
 
 use stance::cache::{VectorCache, embed_cached};
 use stance::data::{self, Example, Task};
@@ -289,134 +287,23 @@ pub fn train(mut a: TrainArgs) -> Result<i32> {
     Ok(0)
 }
 
-#[derive(Serialize)]
-struct EvalRow {
-    variant: String,
-    head: String,
-    metrics: Metrics,
-    per_language: BTreeMap<String, Metrics>,
-    sentences_per_second: Option<f64>,
-    peak_memory_mb: Option<f64>,
-}
-
-/// Peak resident memory of this process (VmHWM), in MB.
-pub fn peak_memory_mb() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// Resets the peak-memory counter, so each variant's peak is its own (Linux).
-pub fn reset_peak_memory() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn per_language(examples: &[Example], y: &[usize], pred: &[usize], p: &Array2<f32>) -> BTreeMap<String, Metrics> {
-    let mut langs: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, e) in examples.iter().enumerate() {
-        langs.entry(e.lang.clone()).or_default().push(i);
-    }
-    if langs.len() < 2 {
-        return BTreeMap::new();
-    }
-    langs
-        .into_iter()
-        .map(|(l, idx)| {
-            let g: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
-            let pr: Vec<usize> = idx.iter().map(|&i| pred[i]).collect();
-            (l, Metrics::compute(&g, &pr, &p.select(ndarray::Axis(0), &idx)))
-        })
-        .collect()
-}
-
-pub fn eval(mut a: EvalArgs) -> Result<i32> {
-    a.data = data::expand_all(&a.data)?;
-    let examples = data::load_many(&a.data, a.task)?;
-    let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
-    let variants: Vec<String> = if a.variants.is_empty() {
-        let mut v: Vec<String> = models::variants()
-            .iter()
-            .filter(|v| matches!(models::local_files(v.name), Ok(Some(_))))
-            .map(|v| v.name.to_string())
-            .collect();
-        v.extend(models::adapter_variants());
-        v
-    } else {
-        a.variants.clone()
-    };
-    if variants.is_empty() {
-        bail!("no encoder variant is present: run `stance models fetch`");
-    }
-    let mut rows = Vec::new();
-    // The majority baseline: the most frequent class of the evaluation data itself.
-    let mut counts = [0usize; 3];
-    y.iter().for_each(|&c| counts[c] += 1);
-    let major = (0..3).max_by_key(|&c| counts[c]).unwrap();
-    let pred = vec![major; y.len()];
-    let mut p = Array2::zeros((y.len(), 3));
-    p.column_mut(major).fill(1.0);
-    rows.push(EvalRow {
-        variant: "-".into(),
-        head: format!("majority ({})", a.task.labels()[major]),
-        metrics: Metrics::compute(&y, &pred, &p),
-        per_language: per_language(&examples, &y, &pred, &p),
-        sentences_per_second: None,
-        peak_memory_mb: None,
-    });
-    let mut notes = Vec::new();
-    for v in &variants {
-        reset_peak_memory();
-        let resolved = models::resolve(v, true)?;
-        let emb = Embedder::load(&resolved, &a.encoder.options())?;
-        let t0 = Instant::now();
-        let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-        let vecs = emb.embed(&texts)?;
-        let speed = texts.len() as f64 / t0.elapsed().as_secs_f64();
-        let peak = peak_memory_mb();
-        let explicit = !a.heads.is_empty();
-        let heads: Vec<String> = if explicit {
-            a.heads.clone()
-        } else {
-            ["fused", "linear", "context", "prototype"].map(String::from).to_vec()
-        };
-        for h in &heads {
-            let path = score::head_path(h, a.task, &resolved.variant);
-            if !path.is_file() {
-                if explicit {
-                    notes.push(format!("no {h} head for {v} ({})", path.display()));
-                }
-                continue;
-            }
-            let (head, _) = score::load_head(h, a.task, &resolved.variant, emb.dim())?;
-            let x = stance::train::select::labeled_features(&examples, &vecs, head.features());
-            let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-            let p = head.predict_proba(x.view(), &texts);
-            let pred = train::predict(&p);
-            rows.push(EvalRow {
-                variant: v.clone(),
-                head: h.clone(),
-                metrics: Metrics::compute(&y, &pred, &p),
-                per_language: per_language(&examples, &y, &pred, &p),
-                sentences_per_second: Some(speed),
-                peak_memory_mb: peak,
-            });
-        }
-    }
+pub fn eval(a: EvalArgs) -> Result<i32> {
+    let ev = stance::train::evaluate::evaluate(a.task, &a.data, &a.variants, &a.heads, &a.encoder.options())?;
+    let (rows, notes, y_len) = (&ev.rows, &ev.notes, ev.examples);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let data_names: Vec<String> = a.data.iter().map(|p| p.display().to_string()).collect();
+    let data_names = &ev.data;
     match a.format {
         EvalFormat::Json => {
             serde_json::to_writer_pretty(
                 &mut out,
-                &serde_json::json!({"task": a.task, "data": data_names, "examples": y.len(), "rows": rows}),
+                &serde_json::json!({"task": a.task, "data": data_names, "examples": y_len, "rows": rows}),
             )?;
             writeln!(out)?;
         }
         EvalFormat::Table | EvalFormat::Md => {
             let md = a.format == EvalFormat::Md;
             let cols = ["variant", "head", "n", "accuracy", "macro-F1", "95% CI", "ECE", "sent/s", "peak MB"];
-            writeln!(out, "{} on {} ({} sentences)\n", a.task.name(), data_names.join(", "), y.len())?;
+            writeln!(out, "{} on {} ({} sentences)\n", a.task.name(), data_names.join(", "), y_len)?;
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
@@ -529,8 +416,8 @@ fn write_grid(out: &mut impl Write, cols: &[&str], rows: &[Vec<String>], md: boo
 
 /// `stance bench`: encoding throughput on a file of sentences, like the speed peers.
 pub fn bench(a: BenchArgs) -> Result<i32> {
-    reset_peak_memory();
-    let base = peak_memory_mb().unwrap_or(0.0);
+    stance::train::evaluate::reset_peak_memory();
+    let base = stance::train::evaluate::peak_memory_mb().unwrap_or(0.0);
     let text = std::fs::read_to_string(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
     let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     if lines.is_empty() {
@@ -553,7 +440,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     let vecs = emb.embed_ids(&ids, &mut |_| {})?;
     let enc = t2.elapsed().as_secs_f64();
     assert_eq!(vecs.len(), lines.len());
-    let peak = peak_memory_mb().unwrap_or(0.0);
+    let peak = stance::train::evaluate::peak_memory_mb().unwrap_or(0.0);
     stance::say!(
         "stance[{} {}] sentences={} tokens={} seconds={:.3} sent_per_s={:.1} tok_per_s={:.0} load_s={:.3} tokenize_s={:.3} peak_mb={:.0} (before load {:.0}) threads={}",
         resolved.variant,

@@ -3,6 +3,7 @@
 //! selection by cross-validation grouped by source article ([`select`]), and the
 //! quality figures all of them report ([`metrics`]).
 
+pub mod evaluate;
 pub mod finetune;
 pub mod lexical;
 pub mod logistic;
