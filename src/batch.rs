@@ -286,10 +286,7 @@ pub fn read_item_text(path: &Path, opts: &ReadOptions) -> Result<String> {
 /// Which shard an article belongs to: a stable hash of its id, so a slice is the same
 /// whatever the order or the machine.
 pub fn shard_of(id: &str, n: usize) -> usize {
-    let h = id
-        .bytes()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-    (h % n as u64) as usize
+    (crate::util::fnv1a(&[id.as_bytes()]) % n as u64) as usize
 }
 
 pub struct BatchOptions {

@@ -122,3 +122,12 @@ pub fn check_output(out: &Path) -> Result<()> {
         .map(drop)
         .map_err(|e| Error::Usage(format!("{}: cannot write into {} ({e})", out.display(), dir.display())))
 }
+
+/// 64-bit FNV-1a over the concatenated parts: a stable hash, the same on every
+/// platform and run (shards, validation splits, feature buckets).
+pub fn fnv1a(parts: &[&[u8]]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}

@@ -124,12 +124,6 @@ enum EvalFormat {
     Md,
 }
 
-/// Stable 64-bit FNV-1a hash, for splitting by source independently of the platform.
-fn fnv(s: &str) -> u64 {
-    s.bytes()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
-}
-
 fn embed_examples(emb: &Embedder, examples: &[Example], use_cache: bool) -> Result<Vec<Vec<f32>>> {
     let mut cache = if use_cache { Some(VectorCache::for_embedder(emb)?) } else { None };
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
@@ -215,23 +209,11 @@ pub fn train(mut a: TrainArgs) -> Result<i32> {
                 Features::Sentence
             };
             let x = stance::train::select::labeled_features(&examples, &vecs, kind);
-            let is_val: Vec<bool> = examples
-                .iter()
-                .map(|e| fnv(&format!("{}{}", a.seed, e.source)) % 100 < a.val_percent)
-                .collect();
-            let pick = |val: bool| -> (Array2<f32>, Vec<usize>) {
-                let idx: Vec<usize> = (0..examples.len()).filter(|&i| is_val[i] == val).collect();
-                (x.select(ndarray::Axis(0), &idx), idx.iter().map(|&i| y[i]).collect())
-            };
-            let (xt, yt) = pick(false);
-            let (xv, yv) = pick(true);
-            if yv.len() < 10 || yt.len() < 10 {
-                bail!(
-                    "too few examples to hold out a validation split ({} train, {} validation)",
-                    yt.len(),
-                    yv.len()
-                );
-            }
+            let (train_idx, val_idx) = train::holdout_by_source(&examples, a.seed, a.val_percent)?;
+            let pick =
+                |idx: &[usize]| -> (Array2<f32>, Vec<usize>) { (x.select(ndarray::Axis(0), idx), idx.iter().map(|&i| y[i]).collect()) };
+            let (xt, yt) = pick(&train_idx);
+            let (xv, yv) = pick(&val_idx);
             stance::note!(
                 "stance: training on {} examples, validating on {} (held out by source)",
                 yt.len(),
@@ -493,6 +475,8 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         bail!("--tune-epochs, --rank and --top-layers must be at least 1");
     }
     let examples = data::load_many(&a.data, a.task)?;
+    // The split first: a bad --val-percent fails before the slow frozen layers run.
+    let (train_idx, val_idx) = train::holdout_by_source(&examples, a.seed, a.val_percent)?;
     let resolved = models::resolve(&a.model.model, true)?;
     let models::ModelFiles::E5s1 { weights, .. } = &resolved.files else {
         bail!("--finetune needs an E5S1 variant (e5-small-q4)")
@@ -548,20 +532,7 @@ fn finetune(a: TrainArgs) -> Result<i32> {
     let h = emb.dim();
     let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
     let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
-    let is_val: Vec<bool> = examples
-        .iter()
-        .map(|e| fnv(&format!("{}{}", a.seed, e.source)) % 100 < a.val_percent)
-        .collect();
-    let train_idx: Vec<usize> = (0..examples.len()).filter(|&i| !is_val[i]).collect();
-    let val_idx: Vec<usize> = (0..examples.len()).filter(|&i| is_val[i]).collect();
     let yv: Vec<usize> = val_idx.iter().map(|&i| y[i]).collect();
-    if train_idx.len() < 10 || val_idx.len() < 10 {
-        bail!(
-            "too few examples to hold out a validation split ({} train, {} validation): change --val-percent or add data",
-            train_idx.len(),
-            val_idx.len()
-        );
-    }
     stance::note!(
         "stance: fine-tuning on {} sentences, validating on {} (held out by source)",
         train_idx.len(),

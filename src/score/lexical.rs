@@ -21,13 +21,9 @@ pub const CHAR_NGRAMS: (usize, usize) = (2, 5);
 /// A sparse row: (bucket, value), buckets ascending and unique.
 pub type SparseRow = Vec<(u32, f32)>;
 
+/// The bucket hash: FNV-1a over a tag byte (the feature's kind) and the feature.
 fn fnv1a(tag: u8, bytes: &[u8]) -> u64 {
-    let mut h = 0xcbf29ce484222325u64 ^ tag as u64;
-    h = h.wrapping_mul(0x100000001b3);
-    for &b in bytes {
-        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-    }
-    h
+    crate::util::fnv1a(&[&[tag], bytes])
 }
 
 /// Raw term counts per bucket of one text.

@@ -11,3 +11,22 @@ pub mod metrics;
 pub mod select;
 
 pub use logistic::*;
+
+/// The one train/validation split: whole sources held out (about `percent`% of them,
+/// chosen by a stable hash of the seed and the source), never single sentences of one.
+/// Fails when either side would have fewer than 10 examples.
+pub fn holdout_by_source(examples: &[crate::data::Example], seed: u64, percent: u64) -> crate::Result<(Vec<usize>, Vec<usize>)> {
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (i, e) in examples.iter().enumerate() {
+        let h = crate::util::fnv1a(&[seed.to_string().as_bytes(), e.source.as_bytes()]);
+        if h % 100 < percent { val.push(i) } else { train.push(i) }
+    }
+    if train.len() < 10 || val.len() < 10 {
+        return Err(crate::Error::Usage(format!(
+            "too few examples to hold out a validation split ({} train, {} validation): change --val-percent or add data",
+            train.len(),
+            val.len()
+        )));
+    }
+    Ok((train, val))
+}
