@@ -163,6 +163,12 @@ impl Q4Matrix {
                 return;
             }
         }
+        self.matmul_rows_portable(x, row0, rows, bias, ys);
+    }
+
+    /// The portable path (any CPU), and the reference the AVX2 kernel is tested against.
+    fn matmul_rows_portable(&self, x: &QActs, row0: usize, rows: usize, bias: &[f32], ys: &mut [std::mem::MaybeUninit<f32>]) {
+        let blocks = self.k / BLOCK;
         for r in 0..rows {
             let a = x.rows(row0 + r);
             for o in 0..self.out {
@@ -233,6 +239,10 @@ fn quantize_blocks(x: &[f32], q: &mut [i8], d: &mut [f32], off: &mut [i32]) {
             return;
         }
     }
+    quantize_blocks_portable(x, q, d, off)
+}
+
+fn quantize_blocks_portable(x: &[f32], q: &mut [i8], d: &mut [f32], off: &mut [i32]) {
     for (((x, q), d), off) in x
         .chunks_exact(BLOCK)
         .zip(q.chunks_exact_mut(BLOCK))
@@ -318,9 +328,19 @@ unsafe fn avx2_kernel<const M: usize>(
     ostride: usize,
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(w.len() >= blocks * BLOCK * PANEL && wd.len() >= blocks * PANEL);
-    debug_assert!(a.q.len() >= (M - 1) * a.k + blocks * BLOCK && out.len() >= (M - 1) * ostride + PANEL);
-    // SAFETY: the caller checked the features; the debug assertions state the bounds.
+    // Real checks, kept in release builds (a few compares per 8×M tile): the pointer
+    // arithmetic below relies on them.
+    assert!(
+        w.len() >= blocks * BLOCK * PANEL && wd.len() >= blocks * PANEL,
+        "int8 kernel: weight panel too short"
+    );
+    assert!(
+        a.q.len() >= (M - 1) * a.k + blocks * BLOCK
+            && a.d.len() >= (M - 1) * (a.k / BLOCK) + blocks
+            && out.len() >= (M - 1) * ostride + PANEL,
+        "int8 kernel: activation or output rows too short"
+    );
+    // SAFETY: the caller checked the features; the assertions above state the bounds.
     unsafe {
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); M];
@@ -414,6 +434,43 @@ mod tests {
                         (got - exact).abs() <= bound * 1.001 + 1e-4,
                         "n{n} out{out} k{k} [{r},{o}]: {got} vs {exact} (bound {bound})"
                     );
+                }
+            }
+        }
+    }
+
+    /// The AVX2 paths against the portable ones, where the CPU has AVX2 (elsewhere the
+    /// portable path is what runs, and the other tests cover it).
+    #[test]
+    fn simd_paths_match_the_portable_ones() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !avx2() {
+                return;
+            }
+            let mut rng = Rng(23);
+            for &(n, out, k) in &[(1, 8, 32), (5, 24, 96), (9, 40, 384)] {
+                let x: Vec<f32> = (0..n * k).map(|_| (rng.next_u64() % 20001) as f32 / 10000.0 - 1.0).collect();
+                let qa = quantize(&x, n, k);
+                let blocks = n * k / BLOCK;
+                let (mut q, mut d, mut off) = (vec![0i8; n * k], vec![0f32; blocks], vec![0i32; blocks]);
+                quantize_blocks_portable(&x, &mut q, &mut d, &mut off);
+                assert_eq!(
+                    (qa.q.clone(), qa.d.clone(), qa.offset.clone()),
+                    (q, d, off),
+                    "quantisation n{n} k{k}"
+                );
+                let m = Q4Matrix::from_q4_0(&random_q4(&mut rng, out, k), out, k).unwrap();
+                let bias: Vec<f32> = (0..out).map(|i| i as f32 * 0.01).collect();
+                let mut simd = vec![std::mem::MaybeUninit::new(0f32); n * out];
+                let mut portable = vec![std::mem::MaybeUninit::new(0f32); n * out];
+                m.matmul_rows(&qa, 0, n, &bias, &mut simd);
+                m.matmul_rows_portable(&qa, 0, n, &bias, &mut portable);
+                for (i, (a, b)) in simd.iter().zip(&portable).enumerate() {
+                    // SAFETY: both paths wrote every element.
+                    let (a, b) = unsafe { (a.assume_init(), b.assume_init()) };
+                    // Integer dot products are exact; only the f32 sums' order differs.
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "n{n} out{out} k{k} [{i}]: {a} vs {b}");
                 }
             }
         }

@@ -136,6 +136,34 @@ mod tests {
         sum * 2.0 / std::f64::consts::PI.sqrt()
     }
 
+    /// The dispatched kernels (AVX2 where the CPU has it) against the portable ones.
+    #[test]
+    fn simd_kernels_match_the_portable_ones() {
+        let mut rng = crate::util::Rng(5);
+        let mut v: Vec<f32> = (0..1003).map(|_| (rng.next_u64() % 20001) as f32 / 1000.0 - 10.0).collect();
+        let (mut a, mut b) = (v.clone(), v.clone());
+        gelu(&mut a);
+        gelu_generic(&mut b);
+        a.iter()
+            .zip(&b)
+            .for_each(|(x, y)| assert!((x - y).abs() <= 1e-6 * (1.0 + y.abs()), "gelu {x} vs {y}"));
+        let (mut a, mut b) = (v[..777].to_vec(), v[..777].to_vec());
+        softmax(&mut a);
+        softmax_generic(&mut b);
+        a.iter()
+            .zip(&b)
+            .for_each(|(x, y)| assert!((x - y).abs() <= 1e-6, "softmax {x} vs {y}"));
+        let residual: Vec<f32> = v.iter().map(|x| x * 0.5).collect();
+        let w: Vec<f32> = (0..v.len()).map(|i| 1.0 + i as f32 * 1e-3).collect();
+        let bias: Vec<f32> = (0..v.len()).map(|i| i as f32 * 1e-4).collect();
+        let mut b2 = v.clone();
+        add_layer_norm(&mut v, &residual, &w, &bias, 1e-12);
+        add_layer_norm_generic(&mut b2, &residual, &w, &bias, 1e-12);
+        v.iter()
+            .zip(&b2)
+            .for_each(|(x, y)| assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "layer norm {x} vs {y}"));
+    }
+
     #[test]
     fn softmax_sums_to_one() {
         let mut r = vec![1.0, 2.0, 3.0, -50.0];
