@@ -11,7 +11,7 @@ use ndarray::Array2;
 use stance::cache::{VectorCache, embed_cached};
 use stance::data::{self, Example, Task};
 use stance::encode::{Embedder, EncoderOptions};
-use stance::score::{self, Features, HeadFile, Training, Validation, prototype};
+use stance::score::{self, Features, HeadFile, Training, Validation};
 use stance::train::metrics::Metrics;
 use stance::{models, train};
 
@@ -161,108 +161,28 @@ pub fn train(mut a: TrainArgs) -> Result<i32> {
     if a.finetune {
         return finetune(a);
     }
+    // Everything that can be refused is checked before the (slow) embedding.
+    let kind: stance::train::heads::HeadKind = a.head.parse()?;
     let examples = data::load_many(&a.data, a.task)?;
     let resolved = models::resolve(&a.model.model, true)?;
-    let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
-    let vecs = embed_examples(&emb, &examples, !a.cache.no_cache)?;
-    let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
-    let training = Training {
-        files: a.data.iter().map(|p| p.display().to_string()).collect(),
-        examples: examples.len(),
-        sha256: files_sha256(&a.data)?,
-        l2: 0.0,
-        seed: a.seed,
-    };
     let variant_short = resolved.variant.rsplit('/').next().unwrap_or(&resolved.variant).to_string();
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| score::heads_dir().join(format!("{}-{}.{}.json", a.task.name(), a.head, variant_short)));
     refuse_overwrite(&out, a.force)?;
-    let head = match a.head.as_str() {
-        "prototype" => {
-            let descriptions = prototype::descriptions(a.task);
-            let described: Vec<Vec<Vec<f32>>> = descriptions
-                .iter()
-                .map(|ds| emb.embed(&ds.iter().map(String::as_str).collect::<Vec<_>>()))
-                .collect::<stance::Result<_>>()?;
-            let mut hf = prototype::build(a.task, &resolved.variant, &described, descriptions, 1.0);
-            // Only the temperature is fitted, on the labeled data given.
-            let x = score::features(&vecs, Features::Sentence);
-            let logits = x.dot(&Array2::from_shape_vec((3, hf.dim), hf.weights.concat())?.t());
-            hf.temperature = train::fit_temperature(&logits, &y);
-            let p = score::affine_softmax(&hf, x.view());
-            let m = Metrics::compute(&y, &train::predict(&p), &p);
-            hf.validation = Some(Validation {
-                data: training.files.join(", "),
-                examples: y.len(),
-                accuracy: m.accuracy,
-                macro_f1: m.macro_f1,
-            });
-            hf.training = training;
-            hf
-        }
-        "linear" | "context" => {
-            let kind = if a.head == "context" {
-                Features::Context
-            } else {
-                Features::Sentence
-            };
-            let x = stance::train::select::labeled_features(&examples, &vecs, kind);
-            let (train_idx, val_idx) = train::holdout_by_source(&examples, a.seed, a.val_percent)?;
-            let pick =
-                |idx: &[usize]| -> (Array2<f32>, Vec<usize>) { (x.select(ndarray::Axis(0), idx), idx.iter().map(|&i| y[i]).collect()) };
-            let (xt, yt) = pick(&train_idx);
-            let (xv, yv) = pick(&val_idx);
-            stance::note!(
-                "stance: training on {} examples, validating on {} (held out by source)",
-                yt.len(),
-                yv.len()
-            );
-            let l2 = match a.l2 {
-                Some(l) => l,
-                None => train::select_l2(xt.view(), &yt, xv.view(), &yv, &[1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0], a.epochs).0,
-            };
-            let f = train::fit_logistic(xt.view(), &yt, l2, a.epochs);
-            let lv = train::logits(&f, xv.view());
-            let temperature = train::fit_temperature(&lv, &yv);
-            let mut pv = lv / temperature;
-            score::softmax_rows(&mut pv);
-            let m = Metrics::compute(&yv, &train::predict(&pv), &pv);
-            stance::note!(
-                "stance: l2 {l2}, temperature {temperature:.3}, validation macro-F1 {:.3}, accuracy {:.3}, ECE {:.3}",
-                m.macro_f1,
-                m.accuracy,
-                m.ece
-            );
-            // Refit on everything with the chosen strength; keep the fitted temperature.
-            let f = train::fit_logistic(x.view(), &y, l2, a.epochs);
-            HeadFile {
-                format: score::HEAD_FORMAT.into(),
-                version: score::HEAD_VERSION,
-                kind: "linear".into(),
-                task: a.task,
-                labels: a.task.labels().iter().map(|s| s.to_string()).collect(),
-                encoder: resolved.variant.clone(),
-                dim: emb.dim(),
-                features: kind,
-                weights: f.weights.outer_iter().map(|r| r.to_vec()).collect(),
-                bias: f.bias.to_vec(),
-                temperature,
-                descriptions: None,
-                training: Training { l2, ..training },
-                validation: Some(Validation {
-                    data: format!("{}% of sources held out", a.val_percent),
-                    examples: yv.len(),
-                    accuracy: m.accuracy,
-                    macro_f1: m.macro_f1,
-                }),
-                lexical: None,
-                article: None,
-            }
-        }
-        other => bail!("unknown head kind {other:?} (linear, context, prototype)"),
+    let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
+    let vecs = embed_examples(&emb, &examples, !a.cache.no_cache)?;
+    let opts = stance::train::heads::HeadTraining {
+        task: a.task,
+        kind,
+        l2: a.l2,
+        epochs: a.epochs,
+        val_percent: a.val_percent,
+        seed: a.seed,
+        files: a.data.clone(),
     };
+    let head = stance::train::heads::train_head(&emb, &examples, &vecs, &opts, &mut |m| stance::note!("stance: {m}"))?;
     head.check(&out)?;
     head.save(&out)?;
     stance::say!("wrote {}", out.display())?;

@@ -5,6 +5,7 @@
 
 pub mod evaluate;
 pub mod finetune;
+pub mod heads;
 pub mod lexical;
 pub mod logistic;
 pub mod metrics;
