@@ -256,22 +256,7 @@ pub fn eval(a: EvalArgs) -> Result<i32> {
                         "\n{} / {}: per class (precision, recall, F1, support) and confusion (rows gold, columns predicted)\n",
                         r.variant, r.head
                     )?;
-                    let cells3: Vec<Vec<String>> = (0..3)
-                        .map(|k| {
-                            let c = &r.metrics.per_class[k];
-                            let mut row = vec![
-                                labels[k].to_string(),
-                                format!("{:.3}", c.precision),
-                                format!("{:.3}", c.recall),
-                                format!("{:.3}", c.f1),
-                                c.support.to_string(),
-                            ];
-                            row.extend(r.metrics.confusion[k].iter().map(|n| n.to_string()));
-                            row
-                        })
-                        .collect();
-                    let cols3 = ["class", "P", "R", "F1", "n", labels[0], labels[1], labels[2]];
-                    write_grid(&mut out, &cols3, &cells3, md)?;
+                    write_per_class(&mut out, &r.metrics, labels, md)?;
                 }
             }
             for n in notes {
@@ -728,6 +713,25 @@ pub fn select(a: SelectArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Per-class precision, recall, F1 and support, with the confusion row of each class.
+fn write_per_class(out: &mut impl Write, m: &Metrics, labels: [&str; 3], md: bool) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = (0..3)
+        .map(|k| {
+            let c = &m.per_class[k];
+            let mut row = vec![
+                labels[k].to_string(),
+                format!("{:.3}", c.precision),
+                format!("{:.3}", c.recall),
+                format!("{:.3}", c.f1),
+                c.support.to_string(),
+            ];
+            row.extend(m.confusion[k].iter().map(|n| n.to_string()));
+            row
+        })
+        .collect();
+    write_grid(out, &["class", "P", "R", "F1", "n", labels[0], labels[1], labels[2]], &rows, md)
+}
+
 fn metric_cells(m: &Metrics) -> Vec<String> {
     vec![
         m.n.to_string(),
@@ -792,21 +796,7 @@ fn write_selection(out: &mut impl Write, s: &stance::train::select::Selection) -
     }
     write_grid(out, &["model", "n", "accuracy", "macro-F1", "95% CI", "ECE"], &rows, true)?;
     writeln!(out, "\nPer class (chosen; rows gold, columns predicted)\n")?;
-    let rows: Vec<Vec<String>> = (0..3)
-        .map(|k| {
-            let c = &s.best.per_class[k];
-            let mut r = vec![
-                labels[k].to_string(),
-                format!("{:.3}", c.precision),
-                format!("{:.3}", c.recall),
-                format!("{:.3}", c.f1),
-                c.support.to_string(),
-            ];
-            r.extend(s.best.confusion[k].iter().map(|n| n.to_string()));
-            r
-        })
-        .collect();
-    write_grid(out, &["class", "P", "R", "F1", "n", labels[0], labels[1], labels[2]], &rows, true)?;
+    write_per_class(out, &s.best, labels, true)?;
     if !s.per_language.is_empty() {
         writeln!(out, "\nPer language (chosen)\n")?;
         let rows: Vec<Vec<String>> = s
