@@ -15,11 +15,19 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => assert!(e.to_string().contains("fuzz.json"), "error does not name the file: {e}"),
         Ok(()) => {
             let dim = hf.dim;
-            let head: Box<dyn Head> = hf.into_head();
+            // A fused head's lexical model is a file beside it: missing here, which must
+            // be an error naming the head, never a panic.
+            let head: Box<dyn Head> = match hf.into_head(path) {
+                Ok(h) => h,
+                Err(e) => {
+                    assert!(e.to_string().contains("fuzz.json"), "error does not name the file: {e}");
+                    return;
+                }
+            };
             if dim <= 1 << 16 {
                 let vecs = vec![vec![0.25f32; dim]; 2];
                 let x = score::features(&vecs, head.features());
-                let p = head.predict_proba(x.view());
+                let p = head.predict_proba(x.view(), &["a", "b"]);
                 assert_eq!(p.dim(), (2, 3));
             }
         }
