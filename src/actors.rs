@@ -18,9 +18,8 @@ pub struct Actor {
 #[derive(Debug)]
 pub struct Gazetteer {
     pub actors: Vec<Actor>,
-    /// For each pattern, the actor it names.
-    owner: Vec<usize>,
-    matcher: AhoCorasick,
+    /// Exact-case and case-folded alias matchers, each with the actor of every pattern.
+    matchers: [(AhoCorasick, Vec<usize>); 2],
 }
 
 /// The gazetteer shipped in `models/actors.tsv` (users extend it or pass their own).
@@ -95,24 +94,47 @@ impl Gazetteer {
                 owner.push(idx);
             }
         }
-        let matcher = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&patterns)
-            .map_err(|e| Error::data(path, 0, format!("cannot build the alias matcher: {e}")))?;
-        Ok(Gazetteer { actors, owner, matcher })
+        // Names ("Ursula von der Leyen") match whatever their case ("Ursula Von Der
+        // Leyen", "URSULA VON DER LEYEN"); acronyms (no lower-case letter: "US", "UE")
+        // only as written, or "us" and "ue" would be actors.
+        let (exact, folded): (Vec<usize>, Vec<usize>) = (0..patterns.len()).partition(|&i| !patterns[i].chars().any(char::is_lowercase));
+        let build = |idx: &[usize], fold: bool| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .ascii_case_insensitive(fold)
+                .build(idx.iter().map(|&i| &patterns[i]))
+                .map_err(|e| Error::data(path, 0, format!("cannot build the alias matcher: {e}")))
+        };
+        let matchers = [
+            (build(&exact, false)?, exact.iter().map(|&i| owner[i]).collect()),
+            (build(&folded, true)?, folded.iter().map(|&i| owner[i]).collect()),
+        ];
+        Ok(Gazetteer { actors, matchers })
     }
 
     /// Actors named in `text`, in order of first mention, each once.
     pub fn mentions(&self, text: &str) -> Vec<usize> {
-        let mut out: Vec<usize> = Vec::new();
-        for m in self.matcher.find_iter(text) {
-            let before = text[..m.start()].chars().next_back();
-            let after = text[m.end()..].chars().next();
-            // Word boundaries: no letter or digit on either side ("US" is not in "USA").
-            if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric) {
-                continue;
+        // (start, longer first, actor) from both matchers, then in text order.
+        let mut found: Vec<(usize, std::cmp::Reverse<usize>, usize)> = Vec::new();
+        for (matcher, owner) in &self.matchers {
+            for m in matcher.find_iter(text) {
+                let before = text[..m.start()].chars().next_back();
+                let after = text[m.end()..].chars().next();
+                // Word boundaries: no letter or digit on either side ("US" is not in "USA").
+                if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric) {
+                    continue;
+                }
+                found.push((m.start(), std::cmp::Reverse(m.end()), owner[m.pattern().as_usize()]));
             }
-            let a = self.owner[m.pattern().as_usize()];
+        }
+        found.sort();
+        let mut out: Vec<usize> = Vec::new();
+        let mut covered = 0;
+        for (start, std::cmp::Reverse(end), a) in found {
+            if start < covered {
+                continue; // inside a longer mention already taken
+            }
+            covered = end;
             if !out.contains(&a) {
                 out.push(a);
             }
@@ -154,6 +176,13 @@ mod tests {
         assert_eq!(g.mentions("L'amministrazione Trump e la UE"), vec![0, 2]);
         assert_eq!(g.mentions("Trump parla"), vec![1]);
         assert!(g.mentions("USAGE e DUE").is_empty());
+        // Names in any case; acronyms only as written.
+        assert_eq!(g.mentions("DONALD TRUMP e gli stati uniti"), vec![1, 0]);
+        assert!(
+            g.mentions("ue, usa e bruxelles?").len() == 1,
+            "{:?}",
+            g.mentions("ue, usa e bruxelles?")
+        );
         let a = g.attribute(&["Gli Stati Uniti rifiutano.", "Egli insiste.", "Nessuno risponde."]);
         assert_eq!(a, vec![vec![0], vec![0], vec![]]);
         assert!(
