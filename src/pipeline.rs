@@ -62,7 +62,8 @@ pub struct Provenance {
 
 /// A head file's name without its folder (`stance-fused.e5-small-q4.json`).
 fn head_name(path: &std::path::Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// An encoder and the two heads, ready to score.

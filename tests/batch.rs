@@ -84,7 +84,14 @@ fn bad_files_cache_and_shards() {
     let mut parts = Vec::new();
     for k in 1..=3 {
         let p = d.path().join(format!("shard{k}.jsonl"));
-        run(&["batch", cs, "--shard", &format!("{k}/3"), "--out", p.to_str().unwrap(), "--quiet"]);
+        let (code, _, err) = run(&["batch", cs, "--shard", &format!("{k}/3"), "--out", p.to_str().unwrap(), "--quiet"]);
+        // The exit code follows the shard's own records: 2 when one of its inputs failed.
+        let errors = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"error\":"))
+            .count();
+        assert_eq!(code, if errors > 0 { 2 } else { 0 }, "shard {k}: {err}");
         parts.push(p);
     }
     let total: usize = parts.iter().map(|p| std::fs::read_to_string(p).unwrap().lines().count()).sum();
@@ -97,7 +104,10 @@ fn bad_files_cache_and_shards() {
         args.extend(names.iter().map(String::as_str));
         args.extend(["--out", merged.to_str().unwrap()]);
         assert_eq!(run(&args).0, 0);
-        run(&["report", "merge", out1.to_str().unwrap(), "--out", single.to_str().unwrap()]);
+        assert_eq!(
+            run(&["report", "merge", out1.to_str().unwrap(), "--out", single.to_str().unwrap()]).0,
+            0
+        );
         assert_eq!(std::fs::read(&merged).unwrap(), std::fs::read(&single).unwrap(), "{fmt}");
     }
 }
@@ -131,6 +141,66 @@ fn html_report_in_headless_chromium() {
     }
     assert!(page.matches("<svg").count() >= 2, "two charts");
     assert!(page.contains("&lt;script&gt;"), "article markup shown as text");
+    // What an analyst reads first: the summary with its counts (7 scored, 2 errors).
+    assert!(page.contains("id=\"summary\""), "no summary section");
+    let lean: Vec<usize> = ["regulation", "neutral", "openness", "errors"]
+        .iter()
+        .map(|k| tile_count(&page, k).unwrap_or_else(|| panic!("no {k} count in the summary")))
+        .collect();
+    assert_eq!(lean[0] + lean[1] + lean[2], 7, "{lean:?}");
+    assert_eq!(lean[3], 2, "{lean:?}");
+    assert!(page.contains("Strongest for regulation") && page.contains("Strongest for openness"));
+    assert!(page.contains("Actors most often on the regulation side") && page.contains("Actors most often on the openness side"));
+    // The scatter: one tooltip per scored article, points in the key's colours.
+    let scatter = svg_of(&page, "scatter");
+    assert_eq!(scatter.matches("<title>").count(), 7, "one tooltip per scored article");
+    assert_eq!(scatter.matches("<circle").count(), 7);
+    for fill in scatter
+        .split("<circle")
+        .skip(1)
+        .map(|c| c.split("fill=\"").nth(1).unwrap()[..7].to_string())
+    {
+        assert!(["#d73027", "#2c7bb6", "#8c8c8c"].contains(&fill.as_str()), "{fill}");
+    }
+    // The histogram in the same key, with clean tick labels.
+    let histogram = svg_of(&page, "histogram");
+    assert!(
+        histogram.contains("#d73027") || histogram.contains("#2c7bb6"),
+        "histogram bars in the key colours"
+    );
+    for chart in [scatter, histogram] {
+        let labels = svg_texts(chart);
+        assert!(labels.iter().any(|l| l == "0"), "no \"0\" tick: {labels:?}");
+        assert!(
+            !labels.iter().any(|l| l.starts_with('+') || l == "−0" || l.contains(".0 ")),
+            "{labels:?}"
+        );
+    }
+    assert!(page.contains("#d73027") && page.contains("#2c7bb6"), "the red and blue key");
+    // Stance by source and by actor; no dates in this corpus, so no chart over time.
+    for id in ["by-source", "by-actor"] {
+        let chart = svg_of(&page, id);
+        assert!(chart.contains("<rect") && chart.contains("<title>"), "{id} has no bars");
+    }
+    assert!(!page.contains("id=\"months\"") && page.contains("No dates in the input"));
+    // Article sections headed by names relative to the corpus folder, with verdicts.
+    let sections: Vec<&str> = page.split("<section class=\"art\"").skip(1).collect();
+    assert_eq!(sections.len(), 7, "one section per scored article");
+    for sec in &sections {
+        let h3 = sec.split("<h3>").nth(1).unwrap().split("</h3>").next().unwrap();
+        assert!(!h3.contains('/') && (h3.ends_with(".txt") || h3.ends_with(".html")), "heading {h3}");
+        let verdict = sec
+            .split("<p class=\"verdict\">")
+            .nth(1)
+            .expect("a verdict")
+            .split("</p>")
+            .next()
+            .unwrap();
+        assert!(verdict.contains("stance: ") && verdict.contains("sentiment: "), "{verdict}");
+    }
+    assert!(page.contains("<h3>hostile.html</h3>") && page.contains("<h3>unique.txt</h3>"));
+    // Every internal link has its target.
+    assert_eq!(missing_link_targets(&page), Vec::<String>::new(), "links to missing ids");
     let Some(chrome) = chromium() else {
         eprintln!("chromium not installed: skipping the browser half of this test");
         return;
@@ -228,7 +298,7 @@ fn classify_and_batch_give_identical_judgments() {
             .iter()
             .find(|b| b["path"].as_str().unwrap().ends_with(id))
             .unwrap_or_else(|| panic!("{id} not in batch"));
-        for key in ["lang", "stance", "sentiment", "counts"] {
+        for key in ["lang", "stance", "sentiment", "counts", "model"] {
             assert_eq!(a[key], b[key], "{id}: {key}");
         }
         let (sa, sb) = (a["sentences"].as_array().unwrap(), b["sentences"].as_array().unwrap());
@@ -426,4 +496,222 @@ fn failing_streams_never_panic() {
         assert_eq!(o.status.code(), Some(0), "{cmd:?}: {e}");
         assert!(!e.contains("Broken pipe") && !e.contains("panicked"), "{cmd:?}: {e}");
     }
+}
+
+/// The number in the summary's tile for `key` (regulation, neutral, openness, errors).
+fn tile_count(page: &str, key: &str) -> Option<usize> {
+    let at = page.find(&format!("id=\"n-{key}\"><b>"))?;
+    let rest = &page[at..];
+    rest[rest.find("<b>")? + 3..rest.find("</b>")?].parse().ok()
+}
+
+/// The inline SVG with the given id, whole.
+fn svg_of<'a>(page: &'a str, id: &str) -> &'a str {
+    let at = page.find(&format!("<svg id=\"{id}\"")).unwrap_or_else(|| panic!("no chart {id}"));
+    let end = page[at..].find("</svg>").unwrap();
+    &page[at..at + end + 6]
+}
+
+/// The text of every `<text>` element of an SVG (tick labels, captions), tags inside dropped.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .map(|t| {
+            let body = &t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()];
+            let mut out = String::new();
+            let mut in_tag = false;
+            for c in body.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => out.push(c),
+                    _ => {}
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// Every `href="#x"` whose `id="x"` is not on the page.
+fn missing_link_targets(page: &str) -> Vec<String> {
+    let values = |attr: &str| -> Vec<String> {
+        page.split(attr)
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+            .collect()
+    };
+    let ids: std::collections::BTreeSet<String> = values(" id=\"").into_iter().collect();
+    let hrefs = values("href=\"#");
+    assert!(!hrefs.is_empty(), "no internal links at all");
+    hrefs.into_iter().filter(|h| !ids.contains(h)).collect()
+}
+
+/// Hand-written batch records (no model needed): four scored articles in two
+/// folders, two sources, dates over two months, and one error.
+fn synthetic_records(dir: &Path) -> PathBuf {
+    let sentence = |i: usize, start: usize, text: &str, score: f64, actors: &[&str]| {
+        let label = if score < -0.1 {
+            "regulation"
+        } else if score > 0.1 {
+            "openness"
+        } else {
+            "neutral"
+        };
+        serde_json::json!({"index": i, "start": start, "end": start + text.len(), "text": text,
+            "stance": {"label": label, "score": score}, "sentiment": {"label": "neutral", "score": 0.0}, "actors": actors})
+    };
+    let article = |path: &str, source: &str, date: &str, score: f64| {
+        let label = if score < -0.1 {
+            "regulation"
+        } else if score > 0.1 {
+            "openness"
+        } else {
+            "neutral"
+        };
+        let (a, b, c) = (
+            "La UE deve regolamentare l'IA.",
+            "Gli Stati Uniti chiedono <b>meno</b> regole.",
+            "Un nuovo paragrafo.",
+        );
+        serde_json::json!({"id": path, "path": path, "source": source, "date": date, "lang": "it",
+            "stance": {"label": label, "score": score}, "sentiment": {"label": "positive", "score": 0.3},
+            "counts": {"stance": {"regulation": 1, "neutral": 1, "openness": 1}},
+            "sentences": [sentence(0, 0, a, -0.6, &["European Union"]), sentence(1, a.len() + 1, b, 0.5, &["United States"]),
+                sentence(2, a.len() + b.len() + 3, c, score, &[])]})
+    };
+    let recs = [
+        article("/data/news/x/a.txt", "Il Foglio", "2025-03-14", -0.4),
+        article("/data/news/x/b.txt", "Il Foglio", "2025-03-20", 0.05),
+        article("/data/news/y/c.txt", "Wired", "2025-04-02", 0.3),
+        article("/data/news/y/d.txt", "Wired", "2025-04-28", 0.6),
+        serde_json::json!({"id": "/data/news/y/e.txt", "path": "/data/news/y/e.txt", "source": "Wired", "error": "no sentences found"}),
+    ];
+    let p = dir.join("records.jsonl");
+    std::fs::write(&p, recs.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+    p
+}
+
+/// The HTML report of records (through `report merge`, so no model runs): texts capped
+/// with a visible note and no dangling links, names relative to the common folder,
+/// paragraphs where the source had blank lines, a chart of stance by month.
+#[test]
+fn html_report_caps_texts_names_articles_and_charts_months() {
+    let d = tempfile::tempdir().unwrap();
+    let recs = synthetic_records(d.path());
+    let render = |name: &str, texts: &str| {
+        let html = d.path().join(name);
+        let (code, _, err) = run(&[
+            "report",
+            "merge",
+            recs.to_str().unwrap(),
+            "--out",
+            html.to_str().unwrap(),
+            "--html-texts",
+            texts,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        std::fs::read_to_string(&html).unwrap()
+    };
+    let page = render("r.html", "2");
+    assert_eq!(page, render("again.html", "2"), "two renders, two different pages");
+    assert!(
+        page.contains("Texts shown for the first 2 of 4 articles"),
+        "no note on the capped texts"
+    );
+    assert!(page.contains("id=\"a0\"") && page.contains("id=\"a1\"") && !page.contains("id=\"a2\""));
+    let table = &page[page.find("id=\"articles\"").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert_eq!(table.matches("<a href=").count(), 2, "only shown articles are links");
+    assert!(
+        table.contains("<td>y/c.txt</td>") && table.contains("<td>y/d.txt</td>"),
+        "rows beyond the cap are plain names"
+    );
+    assert_eq!(missing_link_targets(&page), Vec::<String>::new(), "links to missing ids");
+    assert!(
+        page.contains("<h3>x/a.txt</h3>") && !page.contains("<h3>/data"),
+        "names relative to /data/news/"
+    );
+    assert!(page.contains("<li>y/e.txt: no sentences found</li>"));
+    // Counts: a.txt leans to regulation, b.txt is neutral, c and d lean to openness.
+    assert_eq!(
+        ["regulation", "neutral", "openness", "errors"].map(|k| tile_count(&page, k).unwrap()),
+        [1, 1, 2, 1]
+    );
+    // The sentence after a blank line (a two-byte gap) opens a new paragraph; markup
+    // in a sentence is text.
+    let first = &page[page.find("id=\"a0\"").unwrap()..];
+    let first = &first[..first.find("</section>").unwrap()];
+    assert_eq!(first.matches("<p>").count(), 2, "{first}");
+    assert!(first.contains("&lt;b&gt;meno&lt;/b&gt;") && !first.contains("<b>meno"));
+    // Stance by month: March and April.
+    let months = svg_of(&page, "months");
+    assert!(months.contains(">2025-03<") && months.contains(">2025-04<") && months.matches("<title>").count() == 2);
+    assert!(
+        months.contains("#d73027") && months.contains("#2c7bb6"),
+        "March leans to regulation, April to openness"
+    );
+    let sources = svg_of(&page, "by-source");
+    assert!(sources.contains("Il Foglio") && sources.contains("Wired"));
+    let actors = svg_of(&page, "by-actor");
+    assert!(actors.contains("European Union") && actors.contains("United States"));
+    assert_eq!(svg_of(&page, "scatter").matches("<title>").count(), 4);
+}
+
+/// A screenshot of the report in headless Chromium (as a person would see it) is not
+/// blank: well above the size of a screenshot of an empty page taken the same way.
+#[test]
+fn html_report_screenshot_is_not_blank() {
+    let Some(chrome) = chromium() else {
+        eprintln!("chromium not installed: skipping the screenshot test");
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let recs = synthetic_records(d.path());
+    let html = d.path().join("report.html");
+    let (code, _, err) = run(&["report", "merge", recs.to_str().unwrap(), "--out", html.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let empty = d.path().join("empty.html");
+    std::fs::write(
+        &empty,
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>empty</title></head><body></body></html>",
+    )
+    .unwrap();
+    let shot = |page: &Path, png: &Path| {
+        let profile = tempfile::tempdir().unwrap();
+        let out = Command::new(&chrome)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                &format!("--user-data-dir={}", profile.path().display()),
+                "--virtual-time-budget=3000",
+                &format!("--screenshot={}", png.display()),
+                "--window-size=1280,2000",
+                &format!("file://{}", page.display()),
+            ])
+            .output()
+            .unwrap();
+        let len = std::fs::metadata(png).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            len > 0,
+            "no screenshot of {}: {}",
+            page.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        len
+    };
+    let blank = shot(&empty, &d.path().join("empty.png"));
+    let report = shot(&html, &d.path().join("report.png"));
+    assert!(report > 20_000, "a report screenshot of {report} bytes");
+    assert!(
+        report > 5 * blank,
+        "the report's screenshot ({report} bytes) is hardly bigger than a blank page's ({blank} bytes)"
+    );
 }
