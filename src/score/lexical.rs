@@ -37,20 +37,32 @@ pub fn term_counts(text: &str, bits: u32) -> HashMap<u32, f32> {
         .map(|w| w.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect())
         .collect();
     let mut counts: HashMap<u32, f32> = HashMap::new();
-    let mut add = |tag: u8, s: &str| *counts.entry((fnv1a(tag, s.as_bytes()) & mask) as u32).or_default() += 1.0;
+    let mut add = |h: u64| *counts.entry((h & mask) as u32).or_default() += 1.0;
+    // The hashes are FNV-1a over a tag byte and the feature's UTF-8 bytes, computed
+    // without building each feature as a string (the same values as hashing it).
+    let mut padded: Vec<char> = Vec::new();
     for (i, w) in words.iter().enumerate() {
-        add(1, w);
+        add(fnv1a(1, w.as_bytes()));
         if let Some(next) = words.get(i + 1) {
-            add(2, &format!("{w} {next}"));
+            add(crate::util::fnv1a(&[&[2], w.as_bytes(), b" ", next.as_bytes()]));
         }
-        let padded: Vec<char> = std::iter::once(' ').chain(w.chars()).chain(std::iter::once(' ')).collect();
+        padded.clear();
+        padded.push(' ');
+        padded.extend(w.chars());
+        padded.push(' ');
         let (lo, hi) = CHAR_NGRAMS;
         for n in lo..=hi {
             if padded.len() < n {
                 break;
             }
             for win in padded.windows(n) {
-                add(3, &win.iter().collect::<String>());
+                let mut buf = [0u8; 4];
+                let h = win.iter().fold(fnv1a(3, b""), |h, c| {
+                    c.encode_utf8(&mut buf)
+                        .bytes()
+                        .fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+                });
+                add(h);
             }
         }
     }
@@ -208,6 +220,32 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(tfidf("", 12, &idf).is_empty());
         assert_ne!(tfidf("open source", 12, &idf), tfidf("binding rules", 12, &idf));
+    }
+
+    #[test]
+    fn hashes_are_those_of_the_features_as_strings() {
+        // The committed models were fitted with features hashed as strings.
+        let text = "Régulation «stricte» de l'IA, über alles";
+        let bits = 18;
+        let mask = (1u64 << bits) - 1;
+        let mut want: HashMap<u32, f32> = HashMap::new();
+        let lower = text.to_lowercase();
+        let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+        for (i, w) in words.iter().enumerate() {
+            *want.entry((fnv1a(1, w.as_bytes()) & mask) as u32).or_default() += 1.0;
+            if let Some(n) = words.get(i + 1) {
+                *want.entry((fnv1a(2, format!("{w} {n}").as_bytes()) & mask) as u32).or_default() += 1.0;
+            }
+            let padded: Vec<char> = format!(" {w} ").chars().collect();
+            for n in 2..=5 {
+                for win in padded.windows(n) {
+                    *want
+                        .entry((fnv1a(3, win.iter().collect::<String>().as_bytes()) & mask) as u32)
+                        .or_default() += 1.0;
+                }
+            }
+        }
+        assert_eq!(term_counts(text, bits), want);
     }
 
     #[test]
