@@ -134,3 +134,26 @@ fn models_list_columns_line_up() {
     }
     assert!(rows.iter().any(|r| r.contains("+stance")), "{text}");
 }
+
+/// A backend the model cannot run with is an error naming the option, never silently
+/// replaced by another.
+#[test]
+fn impossible_backend_combinations_are_refused() {
+    let out = stance(&[
+        "classify",
+        "--model",
+        "e5-small-q4+stance",
+        "--backend",
+        "candle",
+        "seeds/001_e4b1f6cbe6b8503a.txt",
+    ]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("--backend candle") && e.contains("adapter") && e.trim().lines().count() == 1,
+        "{e}"
+    );
+    // The base variant runs on candle as asked.
+    let out = stance(&["embed", "--backend", "candle", "seeds/001_e4b1f6cbe6b8503a.txt"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -73,6 +73,37 @@ impl Default for EncoderOptions {
 }
 
 /// Picks the candle device: `auto` takes a GPU when the build has one and it answers.
+/// Refuses a backend the model cannot run with, rather than silently running another.
+fn check_plan(model: &ResolvedModel, backend: Backend, device: &Device) -> Result<()> {
+    let name = |b: Backend| match b {
+        Backend::Auto => "auto",
+        Backend::Candle => "candle",
+        Backend::Fast => "fast",
+        Backend::Int8 => "int8",
+    };
+    let refuse = |why: String| Err(Error::Usage(format!("--backend {}: {why}", name(backend))));
+    match (&model.files, backend) {
+        (_, Backend::Auto) => Ok(()),
+        (ModelFiles::E5s1 { .. }, Backend::Candle) if model.adapter.is_some() => refuse(format!(
+            "{} carries an adapter, which only the own forward applies: use --backend auto, fast or int8",
+            model.variant
+        )),
+        (ModelFiles::E5s1 { .. }, Backend::Fast | Backend::Int8) if !device.is_cpu() => {
+            refuse("the own forward runs on the CPU only: use --backend candle (or auto) with a GPU".into())
+        }
+        (ModelFiles::E5s1 { .. }, _) => Ok(()),
+        (ModelFiles::HfDir(_), Backend::Candle) => Ok(()),
+        (ModelFiles::HfDir(_), _) => refuse(format!(
+            "{} is a Hugging Face folder, which runs on candle: use --backend candle or auto",
+            model.variant
+        )),
+        (ModelFiles::Static { .. }, _) => refuse(format!(
+            "{} is a static token table, not a transformer: use --backend auto",
+            model.variant
+        )),
+    }
+}
+
 /// A damaged file inside the model cache can be repaired: say how.
 fn repair_hint(e: Error, path: &Path) -> Error {
     match e {
@@ -188,6 +219,7 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
 impl Embedder {
     pub fn load(model: &ResolvedModel, opts: &EncoderOptions) -> Result<Self> {
         let device = select_device(&opts.device)?;
+        check_plan(model, opts.backend, &device)?;
         let mut embedded = None;
         let mut adapter_sha = None;
         let (encoder, tok_path): (Box<dyn Encoder>, _) = match &model.files {
