@@ -296,13 +296,15 @@ pub struct BatchOptions {
 }
 
 /// Scores a chunk of items; every item yields one record (a result or an `error`).
-/// Returns the records and the number of sentences newly embedded.
+/// Returns the records and the number of sentences newly embedded. `progress` hears
+/// of every encoder batch (sentences done), so one long article shows progress too.
 pub fn score_chunk(
     items: &[Item],
     scorer: &Scorer,
     gazetteer: Option<&Gazetteer>,
     opts: &BatchOptions,
     cache: Option<&mut crate::cache::VectorCache>,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<(Vec<Value>, usize, usize)> {
     let seg = Segmenter::new(&opts.lang);
     let mut prepared: Vec<(usize, String, String, Vec<segment::Sentence>)> = Vec::new();
@@ -352,7 +354,7 @@ pub fn score_chunk(
         .iter()
         .map(|(_, id, lang, s)| (id.clone(), lang.clone(), s.clone()))
         .collect();
-    let (results, fresh) = scorer.score(&arts, cache, &mut |_| {})?;
+    let (results, fresh) = scorer.score(&arts, cache, progress)?;
     let mut sentences = 0;
     for ((k, ..), r) in prepared.iter().zip(results) {
         sentences += r.sentences.len();

@@ -208,12 +208,23 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     };
     let mut records: Vec<Value> = Vec::new();
     let (mut fresh, mut sentences, mut done) = (0usize, 0usize, 0usize);
-    let mut last_log = Instant::now();
+    // Cells: the per-batch progress callback and the per-chunk loop both update these.
+    let last_log = std::cell::Cell::new(Instant::now());
+    let embedded = std::cell::Cell::new(0usize);
     for chunk in items.chunks(16) {
         if stance::interrupt::requested() {
             break;
         }
-        let (recs, f, s) = match batch::score_chunk(chunk, &scorer, gazetteer.as_ref(), &opts, cache.as_mut()) {
+        let mut on_batch = |n: usize| {
+            embedded.set(embedded.get() + n);
+            bar.set_message(format!("{} sentences embedded", embedded.get()));
+            if !tty && !a.quiet && last_log.get().elapsed().as_secs() >= 10 {
+                stance::note!("stance: {done}/{} articles, {} sentences embedded", items.len(), embedded.get());
+                last_log.set(Instant::now());
+            }
+        };
+        let scored = batch::score_chunk(chunk, &scorer, gazetteer.as_ref(), &opts, cache.as_mut(), &mut on_batch);
+        let (recs, f, s) = match scored {
             Ok(r) => r,
             // Stopped inside the chunk: its articles are dropped, the finished ones kept.
             Err(stance::Error::Interrupted) => break,
@@ -237,12 +248,12 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         let rate = sentences as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!("{sentences} sentences, {rate:.0}/s"));
         bar.set_position(done as u64);
-        if !tty && !a.quiet && last_log.elapsed().as_secs() >= 10 {
+        if !tty && !a.quiet && last_log.get().elapsed().as_secs() >= 10 {
             stance::note!(
                 "stance: {done}/{} articles, {sentences} sentences, {rate:.0} sentences/s",
                 items.len()
             );
-            last_log = Instant::now();
+            last_log.set(Instant::now());
         }
     }
     bar.finish_and_clear();
