@@ -654,8 +654,14 @@ pub fn select(a: SelectArgs) -> Result<i32> {
     let dir = a.out_dir.clone().unwrap_or_else(score::heads_dir);
     if a.write {
         let short = resolved.variant.rsplit('/').next().unwrap_or(&resolved.variant);
-        for kind in ["linear", "context", "fused"] {
-            refuse_overwrite(&dir.join(format!("{}-{kind}.{short}.json", a.task.name())), a.force)?;
+        for name in [
+            "linear.{short}.json",
+            "context.{short}.json",
+            "fused.{short}.json",
+            "lexical.{short}.safetensors",
+        ] {
+            let file = name.replace("{short}", short);
+            refuse_overwrite(&dir.join(format!("{}-{file}", a.task.name())), a.force)?;
         }
     }
     let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
@@ -822,7 +828,10 @@ fn write_selection(out: &mut impl Write, s: &stance::train::select::Selection) -
         .collect();
     write_grid(out, &["rule", "n", "accuracy", "macro-F1", "95% CI", "ECE"], &rows, true)?;
     if !s.curve.is_empty() {
-        writeln!(out, "\nLearning curve (training sentences per fold; held-out folds whole)\n")?;
+        writeln!(
+            out,
+            "\nLearning curve (training sentences per fold: at least N, in whole articles, plus the chosen extras in full; the last row is all of a fold's mean; held-out folds whole)\n"
+        )?;
         let rows: Vec<Vec<String>> = s
             .curve
             .iter()

@@ -83,7 +83,6 @@ pub fn fit_rows(model: &mut LexicalModel, x: &[SparseRow], y: &[usize], example_
             for &j in &active {
                 let idx = k * b + j;
                 let g = gw[idx] + l2 * model.weights[idx];
-                gw[idx] = g;
                 m[idx] = b1 * m[idx] + (1.0 - b1) * g;
                 v[idx] = b2 * v[idx] + (1.0 - b2) * g * g;
                 model.weights[idx] -= lr * (m[idx] / c1) / ((v[idx] / c2).sqrt() + eps);

@@ -195,6 +195,9 @@ pub struct Selection {
     pub per_language: BTreeMap<String, Metrics>,
     pub article_rule: ArticleRule,
     pub article_rule_encoder: ArticleRule,
+    /// The encoder head as chosen (context features when they won): its rule and figures.
+    pub article_rule_chosen_encoder: ArticleRule,
+    pub chosen_encoder: Metrics,
     pub article: Vec<ArticleFigures>,
     pub curve: Vec<CurvePoint>,
     pub disagreements: Vec<Disagreement>,
@@ -539,6 +542,7 @@ pub fn select(core: &Labeled, extras: &[Labeled], opts: &SelectOptions, log: &mu
     // 4. Articles.
     let article_rule = select_article_rule(opts.task, &arts, &y, &p_best);
     let article_rule_encoder = select_article_rule(opts.task, &arts, &y, &p_sent);
+    let article_rule_chosen_encoder = select_article_rule(opts.task, &arts, &y, &p_enc);
     let article = vec![
         ArticleFigures {
             rule: "chosen model, default rule (largest weighted mean probability)".into(),
@@ -650,6 +654,8 @@ pub fn select(core: &Labeled, extras: &[Labeled], opts: &SelectOptions, log: &mu
         best,
         article_rule,
         article_rule_encoder,
+        article_rule_chosen_encoder,
+        chosen_encoder: metrics(&y, &p_enc),
         article,
         curve,
         disagreements,
@@ -748,7 +754,8 @@ pub fn write_heads(
         let (ctx, f) = fit_encoder(&sel.encoder)?;
         let p = dir.join(format!("{}-context.{short}.json", task.name()));
         let mut c = ctx.clone();
-        c.article = Some(sel.article_rule_encoder);
+        c.article = Some(sel.article_rule_chosen_encoder);
+        c.validation = Some(validation(&sel.chosen_encoder, "out-of-fold, context"));
         c.check(&p)?;
         c.save(&p)?;
         paths.push(p);
