@@ -59,6 +59,18 @@ const PRONOUNS: &[&str] = &[
 ];
 
 impl Gazetteer {
+    /// The gazetteer a run uses: the named file (an error if it cannot be read), or the
+    /// shipped one when it is there (none otherwise: actors are then not attributed).
+    pub fn for_run(named: Option<&Path>) -> Result<Option<Self>> {
+        match named {
+            Some(p) => Self::load(p).map(Some),
+            None => {
+                let p = default_path();
+                if p.is_file() { Self::load(&p).map(Some) } else { Ok(None) }
+            }
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::parse(path, &text)

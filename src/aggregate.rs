@@ -44,6 +44,9 @@ fn ser_round<S: Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(round_f64(*x))
 }
 
+/// A judgment, as computed and as read back from a record. Its figures are held at the
+/// 4 decimals they are written with, so a report built from records in memory and one
+/// built from the same records read back from JSON Lines are the same to the byte.
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]
 pub struct Judgment {
     pub label: &'static str,
@@ -60,9 +63,45 @@ impl Judgment {
         let labels = task.labels();
         Judgment {
             label: labels[arg],
-            score: values[2] - values[0],
-            probs: Probs { labels, values },
+            score: round(values[2] - values[0]),
+            probs: Probs {
+                labels,
+                values: values.map(round),
+            },
         }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Judgment {
+    /// The task is known from the probabilities' labels (`neutral` alone is in both);
+    /// a label outside the task's three is an error, not a new label.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            label: String,
+            score: f32,
+            probs: std::collections::BTreeMap<String, f32>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let task = if raw.probs.contains_key("regulation") {
+            Task::Stance
+        } else {
+            Task::Sentiment
+        };
+        let labels = task.labels();
+        let mut values = [0.0f32; 3];
+        for (v, l) in values.iter_mut().zip(labels) {
+            *v = *raw.probs.get(l).ok_or_else(|| D::Error::custom(format!("probs has no {l:?}")))?;
+        }
+        let i = task
+            .label_index(&raw.label)
+            .ok_or_else(|| D::Error::custom(format!("label {:?} is not one of {}", raw.label, labels.join(", "))))?;
+        Ok(Judgment {
+            label: labels[i],
+            score: raw.score,
+            probs: Probs { labels, values },
+        })
     }
 }
 
@@ -90,7 +129,7 @@ pub fn aggregate(task: Task, probs: &Array2<f32>, rule: Option<ArticleRule>) -> 
     j
 }
 
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Pull {
     pub index: usize,
     pub text: String,
@@ -106,7 +145,7 @@ pub fn strongest(scores: &[f32], texts: &[&str], n: usize) -> (Vec<Pull>, Vec<Pu
     let pull = |i: usize| Pull {
         index: i,
         text: texts[i].to_string(),
-        score: scores[i],
+        score: round(scores[i]),
     };
     let high = order.iter().copied().filter(|&i| scores[i] > 0.0).take(n).map(pull).collect();
     let low = order.iter().rev().copied().filter(|&i| scores[i] < 0.0).take(n).map(pull).collect();

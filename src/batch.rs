@@ -1,19 +1,19 @@
 //! `stance batch`: many articles in (files, folders, JSON Lines), one record per article
 //! out, streamed as JSON Lines as it goes, and a whole report at the end.
 //!
-//! Records are plain JSON values so that a report can be rebuilt from any JSONL stream
-//! — the same code serves one run, a resumed run and merged shards.
+//! Records are typed ([`Record`]) and read back from any JSONL stream the same way, so
+//! the same code serves one run, a resumed run and merged shards.
 
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::actors::Gazetteer;
 use crate::error::{Error, Result};
 use crate::input::{self, ReadOptions};
-use crate::pipeline::Scorer;
+use crate::pipeline::{FailedArticle, Origin, Record, Scorer};
 use crate::segment::{self, Segmenter};
 
 /// One article to score: from a file, or a line of JSON Lines input.
@@ -38,6 +38,22 @@ pub enum Item {
 }
 
 impl Item {
+    /// A file named on the command line (`-`: standard input, read whole as one article).
+    pub fn named_file(path: &Path) -> Item {
+        if path.as_os_str() == "-" {
+            return Item::File {
+                path: path.to_path_buf(),
+                id: "<stdin>".into(),
+                source: String::new(),
+            };
+        }
+        Item::File {
+            id: path.display().to_string(),
+            path: path.to_path_buf(),
+            source: path.parent().map(|d| d.display().to_string()).unwrap_or_default(),
+        }
+    }
+
     pub fn id(&self) -> &str {
         match self {
             Item::File { id, .. } | Item::Json { id, .. } | Item::Bad { id, .. } => id,
@@ -100,12 +116,7 @@ pub fn list_files(inputs: &[PathBuf], glob: Option<&str>) -> Result<Vec<Item>> {
             }
         } else {
             // A named file is taken whatever its extension; a missing one becomes an error record.
-            let source = root.parent().map(|d| d.display().to_string()).unwrap_or_default();
-            out.push(Item::File {
-                id: root.display().to_string(),
-                path: root.clone(),
-                source,
-            });
+            out.push(Item::named_file(root));
         }
     }
     Ok(out)
@@ -269,8 +280,9 @@ pub fn html_to_text(html: &str) -> String {
     text
 }
 
-/// Reads a file article, stripping HTML markup for .html/.htm files.
-pub fn read_item_text(path: &Path, opts: &ReadOptions) -> Result<String> {
+/// Reads a file article (or standard input for `-`), stripping HTML markup for
+/// .html/.htm files; returns the text and the warnings met reading it.
+pub fn read_item_text(path: &Path, opts: &ReadOptions) -> Result<(String, Vec<String>)> {
     let a = input::read_article(path, opts)?;
     let is_html = path
         .extension()
@@ -280,7 +292,7 @@ pub fn read_item_text(path: &Path, opts: &ReadOptions) -> Result<String> {
     if text.trim().is_empty() {
         return Err(Error::input(path, "no text left after removing the markup"));
     }
-    Ok(text)
+    Ok((text, a.warnings))
 }
 
 /// Which shard an article belongs to: a stable hash of its id, so a slice is the same
@@ -289,15 +301,34 @@ pub fn shard_of(id: &str, n: usize) -> usize {
     (crate::util::fnv1a(&[id.as_bytes()]) % n as u64) as usize
 }
 
+/// How articles are read and cut into sentences.
+#[derive(Debug, Clone)]
 pub struct BatchOptions {
     pub read: ReadOptions,
+    /// Segmentation language (`auto` detects it per article).
     pub lang: String,
+    /// An article with more sentences is an error record.
     pub max_sentences: usize,
+    /// One sentence per non-blank line instead of sentence segmentation.
+    pub lines: bool,
 }
 
-/// Scores a chunk of items; every item yields one record (a result or an `error`).
-/// Returns the records and the number of sentences newly embedded. `progress` hears
-/// of every encoder batch (sentences done), so one long article shows progress too.
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            read: ReadOptions::default(),
+            lang: "auto".into(),
+            max_sentences: 100_000,
+            lines: false,
+        }
+    }
+}
+
+/// The article pipeline for a chunk of inputs, as `classify` and `batch` run it: read
+/// (HTML stripped), segment, encode (through the cache), score, aggregate, attribute
+/// actors. Every item yields one record, in order: an article's judgments or why there
+/// are none. Returns the records and the number of sentences newly embedded. `progress`
+/// hears of every encoder batch (sentences done), so one long article shows progress too.
 pub fn score_chunk(
     items: &[Item],
     scorer: &Scorer,
@@ -305,10 +336,11 @@ pub fn score_chunk(
     opts: &BatchOptions,
     cache: Option<&mut crate::cache::VectorCache>,
     progress: &mut dyn FnMut(usize),
-) -> Result<(Vec<Value>, usize, usize)> {
+) -> Result<(Vec<Record>, usize)> {
     let seg = Segmenter::new(&opts.lang);
-    let mut prepared: Vec<(usize, String, String, Vec<segment::Sentence>)> = Vec::new();
-    let mut records: Vec<Option<Value>> = vec![None; items.len()];
+    // (item, language, sentences, read warnings) of every article that reaches the encoder.
+    let mut prepared: Vec<(usize, String, Vec<segment::Sentence>, Vec<String>)> = Vec::new();
+    let mut records: Vec<Option<Record>> = vec![None; items.len()];
     for (k, item) in items.iter().enumerate() {
         let text = match item {
             Item::File { path, .. } => read_item_text(path, &opts.read),
@@ -324,84 +356,70 @@ pub fn score_chunk(
                         ),
                     ))
                 } else {
-                    Ok(text.clone())
+                    Ok((text.clone(), Vec::new()))
                 }
             }
             Item::Bad { error, .. } => Err(Error::Usage(error.clone())),
         };
         match text {
-            Ok(t) => {
-                let sents = seg.segment(&t);
+            Ok((t, warnings)) => {
+                let sents = if opts.lines {
+                    segment::lines_as_sentences(&t)
+                } else {
+                    seg.segment(&t)
+                };
                 if sents.is_empty() {
-                    records[k] = Some(error_record(item, "no sentences found"));
+                    records[k] = Some(failed(item, &format!("{}: no sentences found", item.id())));
                 } else if sents.len() > opts.max_sentences {
-                    records[k] = Some(error_record(
+                    records[k] = Some(failed(
                         item,
                         &format!(
-                            "{} sentences, over the limit of {} (raise it with --max-sentences)",
+                            "{}: {} sentences, over the limit of {} (raise it with --max-sentences)",
+                            item.id(),
                             sents.len(),
                             opts.max_sentences
                         ),
                     ));
                 } else {
-                    prepared.push((k, item.id().to_string(), seg.language_of(&t), sents));
+                    prepared.push((k, seg.language_of(&t), sents, warnings));
                 }
             }
-            Err(e) => records[k] = Some(error_record(item, &e.to_string())),
+            Err(e) => records[k] = Some(failed(item, &e.to_string())),
         }
     }
     let arts: Vec<(String, String, Vec<segment::Sentence>)> = prepared
         .iter()
-        .map(|(_, id, lang, s)| (id.clone(), lang.clone(), s.clone()))
+        .map(|(k, lang, s, _)| (items[*k].id().to_string(), lang.clone(), s.clone()))
         .collect();
     let (results, fresh) = scorer.score(&arts, cache, progress)?;
-    let mut sentences = 0;
-    for ((k, ..), r) in prepared.iter().zip(results) {
-        sentences += r.sentences.len();
-        let mut v = serde_json::to_value(&r).expect("serialisable");
-        let obj = v.as_object_mut().unwrap();
+    for ((k, _, _, warnings), mut r) in prepared.into_iter().zip(results) {
         if let Some(g) = gazetteer {
             let texts: Vec<&str> = r.sentences.iter().map(|s| s.text.as_str()).collect();
             let attributed = g.attribute(&texts);
-            if let Some(Value::Array(ss)) = obj.get_mut("sentences") {
-                for (s, a) in ss.iter_mut().zip(&attributed) {
-                    s["actors"] = json!(a.iter().map(|&i| g.actors[i].name.clone()).collect::<Vec<_>>());
-                }
+            for (s, a) in r.sentences.iter_mut().zip(&attributed) {
+                s.actors = Some(a.iter().map(|&i| g.actors[i].name.clone()).collect());
             }
         }
-        add_item_fields(obj, &items[*k]);
-        records[*k] = Some(v);
+        r.origin = origin(&items[k]);
+        r.warnings = warnings;
+        records[k] = Some(Record::Scored(Box::new(r)));
     }
-    Ok((
-        records.into_iter().map(|r| r.expect("every item has a record")).collect(),
-        fresh,
-        sentences,
-    ))
+    Ok((records.into_iter().map(|r| r.expect("every item has a record")).collect(), fresh))
 }
 
-fn add_item_fields(obj: &mut Map<String, Value>, item: &Item) {
+/// Where an item came from, as its record says.
+fn origin(item: &Item) -> Origin {
     match item {
-        Item::File { source, path, .. } => {
-            obj.insert("source".into(), json!(source));
-            obj.insert("path".into(), json!(path.display().to_string()));
-        }
-        Item::Json { source, extra, .. } => {
-            if let Some(s) = source {
-                obj.insert("source".into(), json!(s));
-            }
-            // Other input fields are carried through untouched (without overwriting ours).
-            for (k, v) in extra {
-                obj.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        Item::Bad { .. } => {}
+        Item::File { source, path, .. } => Origin::carry(Some(source.clone()), Some(path.display().to_string()), Map::new()),
+        Item::Json { source, extra, .. } => Origin::carry(source.clone(), None, extra.clone()),
+        Item::Bad { .. } => Origin::default(),
     }
 }
 
-fn error_record(item: &Item, error: &str) -> Value {
-    let mut obj = Map::new();
-    obj.insert("id".into(), json!(item.id()));
-    obj.insert("error".into(), json!(error));
-    add_item_fields(&mut obj, item);
-    Value::Object(obj)
+fn failed(item: &Item, error: &str) -> Record {
+    Record::Failed(FailedArticle {
+        id: item.id().to_string(),
+        error: error.to_string(),
+        origin: origin(item),
+    })
 }

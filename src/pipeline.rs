@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use ndarray::{Array2, Axis};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::aggregate::{self, Judgment, Pull};
 use crate::cache::{VectorCache, embed_cached};
@@ -15,7 +16,7 @@ use crate::models;
 use crate::score::{self, Head};
 use crate::segment::Sentence;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SentenceResult {
     pub index: usize,
     pub start: usize,
@@ -23,15 +24,29 @@ pub struct SentenceResult {
     pub text: String,
     pub stance: Judgment,
     pub sentiment: Judgment,
+    /// The actors the sentence names (present when a gazetteer was loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actors: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct LabelCounts {
-    pub stance: std::collections::BTreeMap<&'static str, usize>,
-    pub sentiment: std::collections::BTreeMap<&'static str, usize>,
+    pub stance: std::collections::BTreeMap<String, usize>,
+    pub sentiment: std::collections::BTreeMap<String, usize>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl LabelCounts {
+    /// How many sentences of `task` got `label` (0 for a label never counted).
+    pub fn get(&self, task: Task, label: &str) -> usize {
+        let m = match task {
+            Task::Stance => &self.stance,
+            Task::Sentiment => &self.sentiment,
+        };
+        m.get(label).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Explanation {
     /// The sentences that pull most toward openness, strongest first.
     pub openness: Vec<Pull>,
@@ -39,7 +54,9 @@ pub struct Explanation {
     pub regulation: Vec<Pull>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One article's judgments: the record that every command writes (JSON, JSON Lines) and
+/// every report is rendered from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ArticleResult {
     pub id: String,
     pub lang: String,
@@ -47,13 +64,131 @@ pub struct ArticleResult {
     pub sentiment: Judgment,
     pub counts: LabelCounts,
     pub explain: Explanation,
-    /// What produced these judgments.
+    /// What produced these judgments (absent from records of older versions).
+    #[serde(default)]
     pub model: Provenance,
     pub sentences: Vec<SentenceResult>,
+    #[serde(flatten)]
+    pub origin: Origin,
+    /// Problems met reading the text that did not stop it being scored (lossy decoding).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Where an article came from, and the input's own fields carried through.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Origin {
+    /// The file's folder, or the `source` field of a JSON Lines article.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The file the article was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Other fields of a JSON Lines article (`date`, `url`, …), untouched; never one of
+    /// the record's own names (see [`Origin::carry`]).
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+/// The names a record uses itself: input fields by these names are not carried.
+const RECORD_FIELDS: [&str; 13] = [
+    "id",
+    "lang",
+    "stance",
+    "sentiment",
+    "counts",
+    "explain",
+    "model",
+    "sentences",
+    "source",
+    "path",
+    "warnings",
+    "error",
+    "text",
+];
+
+impl Origin {
+    /// An origin with the input's own fields, less those whose names the record uses.
+    pub fn carry(source: Option<String>, path: Option<String>, mut fields: Map<String, Value>) -> Origin {
+        fields.retain(|k, _| !RECORD_FIELDS.contains(&k.as_str()));
+        Origin { source, path, fields }
+    }
+
+    /// The input's `date` field, when it has one.
+    pub fn date(&self) -> Option<&str> {
+        self.fields.get("date").and_then(Value::as_str)
+    }
+}
+
+/// An article that could not be scored, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailedArticle {
+    pub id: String,
+    pub error: String,
+    #[serde(flatten)]
+    pub origin: Origin,
+}
+
+/// One line of a batch: an article's judgments, or why there are none.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Scored(Box<ArticleResult>),
+    Failed(FailedArticle),
+}
+
+impl Record {
+    pub fn id(&self) -> &str {
+        match self {
+            Record::Scored(a) => &a.id,
+            Record::Failed(f) => &f.id,
+        }
+    }
+    pub fn origin(&self) -> &Origin {
+        match self {
+            Record::Scored(a) => &a.origin,
+            Record::Failed(f) => &f.origin,
+        }
+    }
+    pub fn scored(&self) -> Option<&ArticleResult> {
+        match self {
+            Record::Scored(a) => Some(a),
+            Record::Failed(_) => None,
+        }
+    }
+    pub fn failed(&self) -> Option<&FailedArticle> {
+        match self {
+            Record::Failed(f) => Some(f),
+            Record::Scored(_) => None,
+        }
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Record::Scored(a) => a.serialize(s),
+            Record::Failed(f) => f.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    /// A record with an `error` field is a failed article; any other is a scored one.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = Value::deserialize(d)?;
+        if v.get("error").is_some() {
+            serde_json::from_value(v).map(Record::Failed).map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(v)
+                .map(|a| Record::Scored(Box::new(a)))
+                .map_err(D::Error::custom)
+        }
+    }
 }
 
 /// The encoder variant and the head files behind a record.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Provenance {
     pub variant: String,
     pub stance_head: String,
@@ -153,10 +288,10 @@ impl Scorer {
         let se = self.sentiment.predict_proba(features(self.sentiment.features()).view(), &texts);
         let mut counts = LabelCounts::default();
         for l in Task::Stance.labels() {
-            counts.stance.insert(l, 0);
+            counts.stance.insert(l.to_string(), 0);
         }
         for l in Task::Sentiment.labels() {
-            counts.sentiment.insert(l, 0);
+            counts.sentiment.insert(l.to_string(), 0);
         }
         let sentences: Vec<SentenceResult> = sents
             .iter()
@@ -164,8 +299,8 @@ impl Scorer {
             .map(|(s, (ps, pe))| {
                 let stance = Judgment::from_probs(Task::Stance, ps);
                 let sentiment = Judgment::from_probs(Task::Sentiment, pe);
-                *counts.stance.get_mut(stance.label).unwrap() += 1;
-                *counts.sentiment.get_mut(sentiment.label).unwrap() += 1;
+                *counts.stance.entry(stance.label.to_string()).or_default() += 1;
+                *counts.sentiment.entry(sentiment.label.to_string()).or_default() += 1;
                 SentenceResult {
                     index: s.index,
                     start: s.start,
@@ -173,6 +308,7 @@ impl Scorer {
                     text: s.text.clone(),
                     stance,
                     sentiment,
+                    actors: None,
                 }
             })
             .collect();
@@ -191,6 +327,8 @@ impl Scorer {
                 sentiment_head: head_name(&self.sentiment_path),
             },
             sentences,
+            origin: Origin::default(),
+            warnings: Vec::new(),
         }
     }
 }

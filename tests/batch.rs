@@ -323,6 +323,71 @@ fn classify_and_batch_give_identical_judgments() {
     assert!(classify.iter().all(four_decimals), "more than 4 decimals in classify output");
 }
 
+/// The inputs where the two commands' paths once differed: HTML markup is stripped and
+/// a lossy decoding is warned about, by both, with the same records.
+#[test]
+fn classify_and_batch_read_html_and_lossy_text_alike() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("page.html"),
+        "<html><head><title>t</title><script>var x = 1;</script></head><body><p>The European Commission wants strict rules for artificial intelligence.</p><p>Startups say the rules will slow innovation.</p></body></html>",
+    )
+    .unwrap();
+    // "Città" in Latin-1: not UTF-8, so decoded with a replacement and a warning.
+    std::fs::write(
+        dir.join("latin1.txt"),
+        b"La citt\xe0 chiede regole per l'intelligenza artificiale. Il governo esita.\n",
+    )
+    .unwrap();
+    let out = d.path().join("b.jsonl");
+    let b = stance()
+        .args(["batch", "-q", "--lossy", "--no-cache", "--out"])
+        .arg(&out)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(b.status.code(), Some(0), "{}", String::from_utf8_lossy(&b.stderr));
+    let c = stance()
+        .args(["classify", "--lossy", "--no-cache", "--format", "jsonl"])
+        .arg(dir.join("latin1.txt"))
+        .arg(dir.join("page.html"))
+        .output()
+        .unwrap();
+    assert_eq!(c.status.code(), Some(0), "{}", String::from_utf8_lossy(&c.stderr));
+    for stderr in [&b.stderr, &c.stderr] {
+        let e = String::from_utf8_lossy(stderr);
+        assert!(e.contains("warning") && e.contains("latin1.txt"), "no lossy warning: {e}");
+    }
+    let parse = |t: &str| -> Vec<serde_json::Value> { t.lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
+    let mut batch = parse(&std::fs::read_to_string(&out).unwrap());
+    let mut classify = parse(&String::from_utf8(c.stdout).unwrap());
+    let by_id = |v: &serde_json::Value| v["id"].as_str().unwrap().to_string();
+    batch.sort_by_key(by_id);
+    classify.sort_by_key(by_id);
+    assert_eq!(batch.len(), 2);
+    // `source` differs by how a file was reached: its folder below the walked root
+    // ("in") or, for a file named on the command line, its parent path.
+    for r in batch.iter_mut().chain(classify.iter_mut()) {
+        r.as_object_mut().unwrap().remove("source");
+    }
+    assert_eq!(batch, classify, "the two commands' records differ");
+    let html = batch.iter().find(|r| r["id"].as_str().unwrap().ends_with("page.html")).unwrap();
+    let texts: Vec<&str> = html["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.iter().all(|t| !t.contains('<') && !t.contains("var x")),
+        "markup or script scored: {texts:?}"
+    );
+    let lossy = batch.iter().find(|r| r["id"].as_str().unwrap().ends_with("latin1.txt")).unwrap();
+    assert!(!lossy["warnings"].as_array().unwrap().is_empty(), "the record keeps the warning");
+}
+
 /// Two real processes on one `--out`: the second is refused at once (the first holds
 /// the output's lock while it waits for its standard input), the first then completes
 /// with all its records; bad outputs fail before any scoring.
@@ -550,33 +615,34 @@ fn missing_link_targets(page: &str) -> Vec<String> {
 /// Hand-written batch records (no model needed): four scored articles in two
 /// folders, two sources, dates over two months, and one error.
 fn synthetic_records(dir: &Path) -> PathBuf {
-    let sentence = |i: usize, start: usize, text: &str, score: f64, actors: &[&str]| {
+    // A judgment as records hold it: a label, a score and the three probabilities.
+    let judgment = |labels: [&str; 3], score: f64| {
         let label = if score < -0.1 {
-            "regulation"
+            labels[0]
         } else if score > 0.1 {
-            "openness"
+            labels[2]
         } else {
-            "neutral"
+            labels[1]
         };
+        let probs = serde_json::json!({labels[0]: (1.0 - score) / 3.0, labels[1]: 1.0 / 3.0, labels[2]: (1.0 + score) / 3.0});
+        serde_json::json!({"label": label, "score": score, "probs": probs})
+    };
+    let stance = |score: f64| judgment(["regulation", "neutral", "openness"], score);
+    let sentiment = |score: f64| judgment(["negative", "neutral", "positive"], score);
+    let sentence = |i: usize, start: usize, text: &str, score: f64, actors: &[&str]| {
         serde_json::json!({"index": i, "start": start, "end": start + text.len(), "text": text,
-            "stance": {"label": label, "score": score}, "sentiment": {"label": "neutral", "score": 0.0}, "actors": actors})
+            "stance": stance(score), "sentiment": sentiment(0.0), "actors": actors})
     };
     let article = |path: &str, source: &str, date: &str, score: f64| {
-        let label = if score < -0.1 {
-            "regulation"
-        } else if score > 0.1 {
-            "openness"
-        } else {
-            "neutral"
-        };
         let (a, b, c) = (
             "La UE deve regolamentare l'IA.",
             "Gli Stati Uniti chiedono <b>meno</b> regole.",
             "Un nuovo paragrafo.",
         );
         serde_json::json!({"id": path, "path": path, "source": source, "date": date, "lang": "it",
-            "stance": {"label": label, "score": score}, "sentiment": {"label": "positive", "score": 0.3},
-            "counts": {"stance": {"regulation": 1, "neutral": 1, "openness": 1}},
+            "stance": stance(score), "sentiment": sentiment(0.3),
+            "counts": {"stance": {"regulation": 1, "neutral": 1, "openness": 1}, "sentiment": {"negative": 0, "neutral": 3, "positive": 0}},
+            "explain": {"openness": [], "regulation": []},
             "sentences": [sentence(0, 0, a, -0.6, &["European Union"]), sentence(1, a.len() + 1, b, 0.5, &["United States"]),
                 sentence(2, a.len() + b.len() + 3, c, score, &[])]})
     };

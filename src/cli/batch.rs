@@ -6,11 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use serde_json::Value;
-
-use stance::actors::{self, Gazetteer};
+use stance::actors::Gazetteer;
 use stance::batch::{self, BatchOptions, Item};
-use stance::pipeline::{Scorer, ScorerOptions};
+use stance::pipeline::{Record, Scorer, ScorerOptions};
 use stance::report::batch::{self as report_batch, BatchFormat};
 
 use crate::cli::args::ModelArgs;
@@ -110,7 +108,7 @@ impl Stream {
         let f = std::fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
         Ok(Stream(std::io::BufWriter::new(f), path.to_path_buf()))
     }
-    fn write(&mut self, recs: &[Value]) -> Result<()> {
+    fn write(&mut self, recs: &[Record]) -> Result<()> {
         for r in recs {
             serde_json::to_writer(&mut self.0, r)?;
             self.0.write_all(b"\n")?;
@@ -164,12 +162,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         sentiment_head: a.heads.sentiment(),
         explain: 3,
     })?;
-    let gaz_path = a.actors.clone().unwrap_or_else(actors::default_path);
-    let gazetteer = if gaz_path.is_file() || a.actors.is_some() {
-        Some(Gazetteer::load(&gaz_path)?)
-    } else {
-        None
-    };
+    let gazetteer = Gazetteer::for_run(a.actors.as_deref())?;
     let mut cache = if a.cache.no_cache {
         None
     } else {
@@ -179,6 +172,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         read: a.text.read_options(),
         lang: a.text.lang.clone(),
         max_sentences: a.max_sentences,
+        lines: false,
     };
 
     // JSON Lines output streams into OUT.partial, renamed when the run completes.
@@ -206,7 +200,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         );
         b
     };
-    let mut records: Vec<Value> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
     let (mut fresh, mut sentences, mut done) = (0usize, 0usize, 0usize);
     // Cells: the per-batch progress callback and the per-chunk loop both update these.
     let last_log = std::cell::Cell::new(Instant::now());
@@ -224,14 +218,17 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
             }
         };
         let scored = batch::score_chunk(chunk, &scorer, gazetteer.as_ref(), &opts, cache.as_mut(), &mut on_batch);
-        let (recs, f, s) = match scored {
+        let (recs, f) = match scored {
             Ok(r) => r,
             // Stopped inside the chunk: its articles are dropped, the finished ones kept.
             Err(stance::Error::Interrupted) => break,
             Err(e) => return Err(e.into()),
         };
         fresh += f;
-        sentences += s;
+        sentences += recs.iter().filter_map(Record::scored).map(|r| r.sentences.len()).sum::<usize>();
+        for w in recs.iter().filter_map(Record::scored).flat_map(|r| &r.warnings) {
+            stance::note!("stance: warning: {w}");
+        }
         done += chunk.len();
         for st in &mut streams {
             st.write(&recs)?;
@@ -257,10 +254,10 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         }
     }
     bar.finish_and_clear();
-    let n_errors = records.iter().filter(|r| r.get("error").is_some()).count();
+    let n_errors = records.iter().filter(|r| r.failed().is_some()).count();
     let scored = records.len() - n_errors;
-    for r in records.iter().filter(|r| r.get("error").is_some()) {
-        stance::note!("stance: error: {}", r["error"].as_str().unwrap_or(""));
+    for f in records.iter().filter_map(Record::failed) {
+        stance::note!("stance: error: {}", f.error);
     }
     if stance::interrupt::requested() {
         let kept = partial

@@ -436,10 +436,6 @@ fn cmd_classify(
     explain: Option<usize>,
     no_cache: bool,
 ) -> Result<i32> {
-    let (arts, failed) = read_all(files, r);
-    if arts.is_empty() {
-        bail!("no input could be read");
-    }
     let opts = ScorerOptions {
         model: m.model.clone(),
         encoder: m.encoder_options(),
@@ -455,15 +451,40 @@ fn cmd_classify(
         scorer.stance_path.display(),
         scorer.sentiment_path.display()
     );
+    let gazetteer = stance::actors::Gazetteer::for_run(None)?;
     let mut cache = if no_cache {
         None
     } else {
         Some(stance::cache::VectorCache::for_embedder(&scorer.embedder)?)
     };
-    let seg = Segmenter::new(&r.text.lang);
-    let items: Vec<(String, String, Vec<segment::Sentence>)> =
-        arts.into_iter().map(|(a, s)| (a.id.clone(), seg.language_of(&a.text), s)).collect();
-    let (results, _) = scorer.score(&items, cache.as_mut(), &mut |_| {})?;
+    // The same article pipeline as `batch`: one record per input, in order.
+    let items: Vec<stance::batch::Item> = inputs(files).iter().map(|p| stance::batch::Item::named_file(p)).collect();
+    let batch_opts = stance::batch::BatchOptions {
+        read: read_opts(r),
+        lang: r.text.lang.clone(),
+        lines: r.lines,
+        ..Default::default()
+    };
+    let (records, _) = stance::batch::score_chunk(&items, &scorer, gazetteer.as_ref(), &batch_opts, cache.as_mut(), &mut |_| {})?;
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for rec in records {
+        match rec {
+            stance::pipeline::Record::Scored(a) => {
+                for w in &a.warnings {
+                    stance::note!("stance: warning: {w}");
+                }
+                results.push(*a);
+            }
+            stance::pipeline::Record::Failed(f) => {
+                stance::note!("stance: error: {}", f.error);
+                failed += 1;
+            }
+        }
+    }
+    if results.is_empty() {
+        bail!("no input could be scored");
+    }
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Table
     } else {

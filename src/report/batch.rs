@@ -1,14 +1,14 @@
-//! Reports over many articles, built from batch records (JSON values, as streamed in
-//! JSON Lines): CSV, Markdown and a self-contained HTML page. The same code builds the
+//! Reports over many articles, rendered from typed batch records ([`Record`], as
+//! streamed in JSON Lines): CSV, Markdown and a self-contained HTML page. The same code builds the
 //! report of one run, a resumed run, or merged shards, always with articles sorted by
 //! id, so that equal inputs give byte-identical reports.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
+use crate::data::Task;
 use crate::error::{Error, Result};
+use crate::pipeline::{ArticleResult, FailedArticle, Origin, Record};
 use crate::report::md_escape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,47 +33,32 @@ impl BatchFormat {
 
 /// Sorts records by id and keeps the last record of each id (a resumed or repeated run
 /// may have written an article twice).
-pub fn normalise(records: Vec<Value>) -> Vec<Value> {
-    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+pub fn normalise(records: Vec<Record>) -> Vec<Record> {
+    let mut by_id: BTreeMap<String, Record> = BTreeMap::new();
     for r in records {
-        let id = r.get("id").and_then(Value::as_str).unwrap_or("").to_string();
-        by_id.insert(id, r);
+        by_id.insert(r.id().to_string(), r);
     }
     by_id.into_values().collect()
 }
 
-fn f(v: &Value, path: &[&str]) -> Option<f64> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(p)?;
-    }
-    cur.as_f64()
+/// The scored articles among the records.
+fn scored(records: &[Record]) -> Vec<&ArticleResult> {
+    records.iter().filter_map(Record::scored).collect()
 }
 
-/// A record's sentences (none for a failed article).
-fn sentences(record: &Value) -> impl Iterator<Item = &Value> {
-    record.get("sentences").and_then(Value::as_array).into_iter().flatten()
+/// The failed articles among the records.
+fn failures(records: &[Record]) -> Vec<&FailedArticle> {
+    records.iter().filter_map(Record::failed).collect()
+}
+
+/// A record's source, "" where it has none.
+fn source_of(o: &Origin) -> &str {
+    o.source.as_deref().unwrap_or("")
 }
 
 /// The actors named in a sentence.
-fn actor_names(sentence: &Value) -> impl Iterator<Item = &str> {
-    sentence
-        .get("actors")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-}
-
-fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(x) => cur = x,
-            None => return "",
-        }
-    }
-    cur.as_str().unwrap_or("")
+fn actor_names(sentence: &crate::pipeline::SentenceResult) -> impl Iterator<Item = &str> {
+    sentence.actors.iter().flatten().map(String::as_str)
 }
 
 pub struct ActorStats {
@@ -85,16 +70,15 @@ pub struct ActorStats {
 }
 
 /// Each actor's mean sentence stance, its spread and its count, over all articles.
-pub fn actor_stats(records: &[Value]) -> Vec<ActorStats> {
-    let mut acc: BTreeMap<String, (Vec<f64>, std::collections::BTreeSet<String>)> = BTreeMap::new();
-    for r in records {
-        let id = s(r, &["id"]).to_string();
-        for sent in sentences(r) {
-            let score = f(sent, &["stance", "score"]).unwrap_or(0.0);
+pub fn actor_stats(records: &[Record]) -> Vec<ActorStats> {
+    let mut acc: BTreeMap<String, (Vec<f64>, std::collections::BTreeSet<&str>)> = BTreeMap::new();
+    for r in scored(records) {
+        for sent in &r.sentences {
+            let score = sent.stance.score as f64;
             for a in actor_names(sent) {
                 let e = acc.entry(a.to_string()).or_default();
                 e.0.push(score);
-                e.1.insert(id.clone());
+                e.1.insert(&r.id);
             }
         }
     }
@@ -124,13 +108,13 @@ pub struct SourceStats {
     pub sentiment: f64,
 }
 
-pub fn source_stats(records: &[Value]) -> Vec<SourceStats> {
+pub fn source_stats(records: &[Record]) -> Vec<SourceStats> {
     let mut acc: BTreeMap<String, (usize, f64, f64)> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.get("error").is_none()) {
-        let e = acc.entry(s(r, &["source"]).to_string()).or_default();
+    for r in scored(records) {
+        let e = acc.entry(source_of(&r.origin).to_string()).or_default();
         e.0 += 1;
-        e.1 += f(r, &["stance", "score"]).unwrap_or(0.0);
-        e.2 += f(r, &["sentiment", "score"]).unwrap_or(0.0);
+        e.1 += r.stance.score as f64;
+        e.2 += r.sentiment.score as f64;
     }
     acc.into_iter()
         .map(|(source, (n, st, se))| SourceStats {
@@ -142,15 +126,7 @@ pub fn source_stats(records: &[Value]) -> Vec<SourceStats> {
         .collect()
 }
 
-fn count(r: &Value, task: &str, label: &str) -> u64 {
-    r.get("counts")
-        .and_then(|c| c.get(task))
-        .and_then(|c| c.get(label))
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-}
-
-pub fn write_csv(records: &[Value], per_sentence: bool) -> Result<Vec<u8>> {
+pub fn write_csv(records: &[Record], per_sentence: bool) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let map_err = |e: csv::Error| Error::Usage(format!("csv: {e}"));
     if per_sentence {
@@ -168,21 +144,21 @@ pub fn write_csv(records: &[Value], per_sentence: bool) -> Result<Vec<u8>> {
             "text",
         ])
         .map_err(map_err)?;
-        for r in records {
-            for sent in sentences(r) {
+        for r in scored(records) {
+            for sent in &r.sentences {
                 let named: Vec<&str> = actor_names(sent).collect();
                 w.write_record([
-                    s(r, &["id"]).to_string(),
-                    s(r, &["source"]).to_string(),
-                    sent["index"].to_string(),
-                    sent["start"].to_string(),
-                    sent["end"].to_string(),
-                    s(sent, &["stance", "label"]).to_string(),
-                    format!("{:.4}", f(sent, &["stance", "score"]).unwrap_or(0.0)),
-                    s(sent, &["sentiment", "label"]).to_string(),
-                    format!("{:.4}", f(sent, &["sentiment", "score"]).unwrap_or(0.0)),
+                    r.id.clone(),
+                    source_of(&r.origin).to_string(),
+                    sent.index.to_string(),
+                    sent.start.to_string(),
+                    sent.end.to_string(),
+                    sent.stance.label.to_string(),
+                    format!("{:.4}", sent.stance.score),
+                    sent.sentiment.label.to_string(),
+                    format!("{:.4}", sent.sentiment.score),
                     named.join("|"),
-                    s(sent, &["text"]).to_string(),
+                    sent.text.clone(),
                 ])
                 .map_err(map_err)?;
             }
@@ -204,32 +180,46 @@ pub fn write_csv(records: &[Value], per_sentence: bool) -> Result<Vec<u8>> {
         ])
         .map_err(map_err)?;
         for r in records {
-            let n = r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len);
-            let num = |p: &[&str]| f(r, p).map_or(String::new(), |x| format!("{x:.4}"));
-            w.write_record([
-                s(r, &["id"]).to_string(),
-                s(r, &["source"]).to_string(),
-                s(r, &["lang"]).to_string(),
-                n.to_string(),
-                s(r, &["stance", "label"]).to_string(),
-                num(&["stance", "score"]),
-                s(r, &["sentiment", "label"]).to_string(),
-                num(&["sentiment", "score"]),
-                count(r, "stance", "regulation").to_string(),
-                count(r, "stance", "neutral").to_string(),
-                count(r, "stance", "openness").to_string(),
-                s(r, &["error"]).to_string(),
-            ])
-            .map_err(map_err)?;
+            let row = match r {
+                Record::Scored(a) => {
+                    let c = |l| a.counts.get(Task::Stance, l).to_string();
+                    [
+                        a.id.clone(),
+                        source_of(&a.origin).to_string(),
+                        a.lang.clone(),
+                        a.sentences.len().to_string(),
+                        a.stance.label.to_string(),
+                        format!("{:.4}", a.stance.score),
+                        a.sentiment.label.to_string(),
+                        format!("{:.4}", a.sentiment.score),
+                        c("regulation"),
+                        c("neutral"),
+                        c("openness"),
+                        String::new(),
+                    ]
+                }
+                Record::Failed(f) => {
+                    let mut row: [String; 12] = Default::default();
+                    row[0] = f.id.clone();
+                    row[1] = source_of(&f.origin).to_string();
+                    row[3] = "0".into();
+                    row[8] = "0".into();
+                    row[9] = "0".into();
+                    row[10] = "0".into();
+                    row[11] = f.error.clone();
+                    row
+                }
+            };
+            w.write_record(&row).map_err(map_err)?;
         }
     }
     w.into_inner().map_err(|e| Error::Usage(format!("csv: {e}")))
 }
 
-pub fn write_md(records: &[Value]) -> String {
+pub fn write_md(records: &[Record]) -> String {
     let mut o = String::new();
-    let ok: Vec<&Value> = records.iter().filter(|r| r.get("error").is_none()).collect();
-    let errors: Vec<&Value> = records.iter().filter(|r| r.get("error").is_some()).collect();
+    let ok = scored(records);
+    let errors = failures(records);
     let _ = writeln!(
         o,
         "# Stance report\n\n{} articles scored, {} with errors.\n",
@@ -241,21 +231,20 @@ pub fn write_md(records: &[Value]) -> String {
         "| article | source | lang | sentences | stance | score | sentiment | score | reg / neu / open |\n|---|---|---|---:|---|---:|---|---:|---|"
     );
     for r in &ok {
-        let n = r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len);
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} | {:+.2} | {} | {:+.2} | {} / {} / {} |",
-            md_escape(s(r, &["id"])),
-            md_escape(s(r, &["source"])),
-            md_escape(s(r, &["lang"])),
-            n,
-            s(r, &["stance", "label"]),
-            f(r, &["stance", "score"]).unwrap_or(0.0),
-            s(r, &["sentiment", "label"]),
-            f(r, &["sentiment", "score"]).unwrap_or(0.0),
-            count(r, "stance", "regulation"),
-            count(r, "stance", "neutral"),
-            count(r, "stance", "openness")
+            md_escape(&r.id),
+            md_escape(source_of(&r.origin)),
+            md_escape(&r.lang),
+            r.sentences.len(),
+            r.stance.label,
+            r.stance.score,
+            r.sentiment.label,
+            r.sentiment.score,
+            r.counts.get(Task::Stance, "regulation"),
+            r.counts.get(Task::Stance, "neutral"),
+            r.counts.get(Task::Stance, "openness")
         );
     }
     let actors = actor_stats(records);
@@ -293,7 +282,7 @@ pub fn write_md(records: &[Value]) -> String {
     if !errors.is_empty() {
         let _ = writeln!(o, "\n## Errors\n");
         for r in errors {
-            let _ = writeln!(o, "- {}: {}", md_escape(s(r, &["id"])), md_escape(s(r, &["error"])));
+            let _ = writeln!(o, "- {}: {}", md_escape(&r.id), md_escape(&r.error));
         }
     }
     o
@@ -361,19 +350,19 @@ fn signed(v: f64) -> String {
 }
 
 /// What names a record: its path, or its id where it has none (JSON Lines input).
-fn record_path(r: &Value) -> &str {
-    match s(r, &["path"]) {
-        "" => s(r, &["id"]),
-        p => p,
+fn record_path<'a>(id: &'a str, origin: &'a Origin) -> &'a str {
+    match origin.path.as_deref() {
+        None | Some("") => id,
+        Some(p) => p,
     }
 }
 
 /// The longest directory shared by all records' paths, with its trailing slash: the
 /// report names articles relative to it.
-fn common_root(records: &[Value]) -> String {
+fn common_root(records: &[Record]) -> String {
     let mut root: Option<Vec<&str>> = None;
     for r in records {
-        let p = record_path(r);
+        let p = record_path(r.id(), r.origin());
         let dirs: Vec<&str> = p.rfind('/').map_or(Vec::new(), |i| p[..i].split('/').collect());
         root = Some(match root {
             None => dirs,
@@ -388,8 +377,8 @@ fn common_root(records: &[Value]) -> String {
     }
 }
 
-fn short_name<'a>(r: &'a Value, root: &str) -> &'a str {
-    let p = record_path(r);
+fn short_name<'a>(id: &'a str, origin: &'a Origin, root: &str) -> &'a str {
+    let p = record_path(id, origin);
     p.strip_prefix(root).filter(|x| !x.is_empty()).unwrap_or(p)
 }
 
@@ -413,7 +402,7 @@ fn svg_open(id: &str, w: u32, h: u32, label: &str) -> String {
 /// Articles by stance (x) and sentiment (y): one point per scored article, coloured by
 /// its stance label, with its name and scores as a tooltip; a shown article's point
 /// links to its text.
-fn scatter_svg(ok: &[&Value], root: &str, max_texts: usize) -> String {
+fn scatter_svg(ok: &[&ArticleResult], root: &str, max_texts: usize) -> String {
     let (w, h) = (520.0, 400.0);
     let (l, r, t, b) = (60.0, 20.0, 40.0, 56.0);
     let (pw, ph) = (w - l - r, h - t - b);
@@ -458,16 +447,13 @@ fn scatter_svg(ok: &[&Value], root: &str, max_texts: usize) -> String {
         t + ph / 2.0
     );
     for (i, r) in ok.iter().enumerate() {
-        let (st, se) = (
-            f(r, &["stance", "score"]).unwrap_or(0.0),
-            f(r, &["sentiment", "score"]).unwrap_or(0.0),
-        );
-        let label = s(r, &["stance", "label"]);
+        let (st, se) = (r.stance.score as f64, r.sentiment.score as f64);
+        let label = r.stance.label;
         let tip = format!(
             "{}: stance {label} {} · sentiment {} {}",
-            short_name(r, root),
+            short_name(&r.id, &r.origin, root),
             signed(st),
-            s(r, &["sentiment", "label"]),
+            r.sentiment.label,
             signed(se)
         );
         let dot = format!(
@@ -489,10 +475,10 @@ fn scatter_svg(ok: &[&Value], root: &str, max_texts: usize) -> String {
 
 /// How many articles fall in each tenth of the stance scale: bars left of 0 red,
 /// right of 0 blue.
-fn histogram_svg(ok: &[&Value]) -> String {
+fn histogram_svg(ok: &[&ArticleResult]) -> String {
     let bins = 10usize;
     let mut counts = vec![0usize; bins];
-    for x in ok.iter().filter_map(|r| f(r, &["stance", "score"])) {
+    for x in ok.iter().map(|r| r.stance.score as f64) {
         counts[(((x.clamp(-1.0, 1.0) + 1.0) / 2.0 * bins as f64) as usize).min(bins - 1)] += 1;
     }
     let max = counts.iter().copied().max().unwrap_or(0).max(1);
@@ -712,8 +698,8 @@ fn months_svg(months: &[Bar]) -> String {
 }
 
 /// The month ("2025-03") of a record's `date` field, when it starts with one.
-fn month_of(r: &Value) -> Option<&str> {
-    let d = r.get("date")?.as_str()?;
+fn month_of(origin: &Origin) -> Option<&str> {
+    let d = origin.date()?;
     let m = d.get(..7)?;
     let b = m.as_bytes();
     let month = m.get(5..).and_then(|x| x.parse::<u8>().ok());
@@ -741,15 +727,14 @@ fn ends_prose(t: &str) -> bool {
 /// span, not the text between sentences: a gap of two bytes or more (a blank line in
 /// the source) starts a new paragraph, and a sentence that does not end as prose does
 /// ends its line.
-fn article_text(o: &mut String, r: &Value) {
-    let mut prev_end: Option<u64> = None;
+fn article_text(o: &mut String, r: &ArticleResult) {
+    let mut prev_end: Option<usize> = None;
     let mut open = false;
     let mut line_end = false;
-    for sent in sentences(r) {
-        let start = sent.get("start").and_then(Value::as_u64);
-        let new_par = match (prev_end, start) {
-            (Some(e), Some(st)) => st > e + 1,
-            _ => !open,
+    for sent in &r.sentences {
+        let new_par = match prev_end {
+            Some(e) => sent.start > e + 1,
+            None => !open,
         };
         if new_par {
             if open {
@@ -762,15 +747,15 @@ fn article_text(o: &mut String, r: &Value) {
         } else {
             o.push(' ');
         }
-        let text = s(sent, &["text"]);
-        let st = f(sent, &["stance", "score"]).unwrap_or(0.0);
-        let se = f(sent, &["sentiment", "score"]).unwrap_or(0.0);
+        let text = sent.text.as_str();
+        let st = sent.stance.score as f64;
+        let se = sent.sentiment.score as f64;
         let named: Vec<&str> = actor_names(sent).collect();
         let tip = format!(
             "stance {} {} · sentiment {} {}{}",
-            s(sent, &["stance", "label"]),
+            sent.stance.label,
             signed(st),
-            s(sent, &["sentiment", "label"]),
+            sent.sentiment.label,
             signed(se),
             if named.is_empty() {
                 String::new()
@@ -785,7 +770,7 @@ fn article_text(o: &mut String, r: &Value) {
             html_escape(&tip),
             html_escape(text)
         );
-        prev_end = sent.get("end").and_then(Value::as_u64);
+        prev_end = Some(sent.end);
         line_end = !ends_prose(text);
     }
     if open {
@@ -832,15 +817,13 @@ fn article_ref(i: usize, name: &str, max_texts: usize) -> String {
 /// A single self-contained HTML page: no network (a Content-Security-Policy forbids it,
 /// and allows only the page's own table-sorting script, by its hash; the page reads
 /// the same without it), all article text escaped, charts inline SVG.
-pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<String> {
-    let ok: Vec<&Value> = records.iter().filter(|r| r.get("error").is_none()).collect();
-    let errors: Vec<&Value> = records.iter().filter(|r| r.get("error").is_some()).collect();
+pub fn write_html(records: &[Record], title: &str, max_texts: usize) -> Result<String> {
+    let ok = scored(records);
+    let errors = failures(records);
     let root = common_root(records);
-    let n_sent: usize = ok
-        .iter()
-        .map(|r| r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len))
-        .sum();
-    let score = |r: &Value| f(r, &["stance", "score"]).unwrap_or(0.0);
+    let n_sent: usize = ok.iter().map(|r| r.sentences.len()).sum();
+    let score = |r: &ArticleResult| r.stance.score as f64;
+    let short = |r: &'_ ArticleResult| short_name(&r.id, &r.origin, &root).to_string();
     let mut o = String::new();
     let _ = write!(
         o,
@@ -863,7 +846,7 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
     );
 
     // Summary: how the articles lean, the strongest of each side, the actors of each side.
-    let lean = |label: &str| ok.iter().filter(|r| s(r, &["stance", "label"]) == label).count();
+    let lean = |label: &str| ok.iter().filter(|r| r.stance.label == label).count();
     let _ = write!(
         o,
         "<section id=\"summary\"><h2>Summary</h2><div class=\"tiles\"><div class=\"tile reg\" id=\"n-regulation\"><b>{}</b>lean to regulation</div><div class=\"tile\" id=\"n-neutral\"><b>{}</b>neutral</div><div class=\"tile open\" id=\"n-openness\"><b>{}</b>lean to openness</div><div class=\"tile fail\" id=\"n-errors\"><b>{}</b>could not be scored</div></div>",
@@ -880,10 +863,10 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
             let _ = write!(
                 l,
                 "<li>{} <b style=\"color:{}\">{}</b> <span class=\"meta\">{}</span></li>",
-                article_ref(i, short_name(ok[i], &root), max_texts),
+                article_ref(i, &short(ok[i]), max_texts),
                 sign_colour(score(ok[i])),
                 signed(score(ok[i])),
-                html_escape(s(ok[i], &["source"]))
+                html_escape(source_of(&ok[i].origin))
             );
         }
         if l.is_empty() {
@@ -970,7 +953,7 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
     }
     let mut months: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
     for r in &ok {
-        if let Some(m) = month_of(r) {
+        if let Some(m) = month_of(&r.origin) {
             let e = months.entry(m).or_default();
             e.0 += 1;
             e.1 += score(r);
@@ -1007,22 +990,22 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
         "<table class=\"sortable\" id=\"articles\"><thead><tr><th>article</th><th>source</th><th>lang</th><th>sentences</th><th>stance</th><th>score</th><th>sentiment</th><th>score</th><th>reg / neu / open</th></tr></thead><tbody>"
     );
     for (i, r) in ok.iter().enumerate() {
-        let n = r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len);
-        let (st, se) = (score(r), f(r, &["sentiment", "score"]).unwrap_or(0.0));
+        let n = r.sentences.len();
+        let (st, se) = (score(r), r.sentiment.score as f64);
         let _ = write!(
             o,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{n}</td><td style=\"color:{}\">{}</td><td class=\"n\" data-v=\"{st:.4}\">{}</td><td>{}</td><td class=\"n\" data-v=\"{se:.4}\">{}</td><td class=\"n\">{} / {} / {}</td></tr>",
-            article_ref(i, short_name(r, &root), max_texts),
-            html_escape(s(r, &["source"])),
-            html_escape(s(r, &["lang"])),
-            label_colour(s(r, &["stance", "label"])),
-            html_escape(s(r, &["stance", "label"])),
+            article_ref(i, &short(r), max_texts),
+            html_escape(source_of(&r.origin)),
+            html_escape(&r.lang),
+            label_colour(r.stance.label),
+            html_escape(r.stance.label),
             signed(st),
-            html_escape(s(r, &["sentiment", "label"])),
+            html_escape(r.sentiment.label),
             signed(se),
-            count(r, "stance", "regulation"),
-            count(r, "stance", "neutral"),
-            count(r, "stance", "openness")
+            r.counts.get(Task::Stance, "regulation"),
+            r.counts.get(Task::Stance, "neutral"),
+            r.counts.get(Task::Stance, "openness")
         );
     }
     let _ = write!(o, "</tbody></table>");
@@ -1065,8 +1048,8 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
             let _ = write!(
                 o,
                 "<li>{}: {}</li>",
-                html_escape(short_name(r, &root)),
-                html_escape(s(r, &["error"]))
+                html_escape(short_name(&r.id, &r.origin, &root)),
+                html_escape(&r.error)
             );
         }
         let _ = write!(o, "</ul>");
@@ -1087,23 +1070,22 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
         );
     }
     for (i, r) in ok.iter().enumerate().take(max_texts) {
-        let (st, se) = (score(r), f(r, &["sentiment", "score"]).unwrap_or(0.0));
-        let label = s(r, &["stance", "label"]);
-        let n = r.get("sentences").and_then(Value::as_array).map_or(0, Vec::len);
-        let mut meta = vec![format!("{n} sentences")];
-        for k in ["source", "lang", "date"] {
-            if !s(r, &[k]).is_empty() {
-                meta.push(html_escape(s(r, &[k])));
+        let (st, se) = (score(r), r.sentiment.score as f64);
+        let label = r.stance.label;
+        let mut meta = vec![format!("{} sentences", r.sentences.len())];
+        for k in [source_of(&r.origin), r.lang.as_str(), r.origin.date().unwrap_or("")] {
+            if !k.is_empty() {
+                meta.push(html_escape(k));
             }
         }
         let _ = write!(
             o,
             "<section class=\"art\" id=\"a{i}\"><h3>{}</h3><p class=\"verdict\"><span class=\"pill\" style=\"background:{}\">stance: {} {}</span> sentiment: {} {} · {} · <a class=\"up\" href=\"#summary\">summary ↑</a></p>",
-            html_escape(short_name(r, &root)),
+            html_escape(&short(r)),
             label_colour(label),
             html_escape(label),
             signed(st),
-            html_escape(s(r, &["sentiment", "label"])),
+            html_escape(r.sentiment.label),
             signed(se),
             meta.join(" · ")
         );
@@ -1115,7 +1097,7 @@ pub fn write_html(records: &[Value], title: &str, max_texts: usize) -> Result<St
 }
 
 /// Renders records in a report format (JSON Lines: one record per line, sorted by id).
-pub fn render(records: &[Value], format: BatchFormat, per_sentence: bool, max_texts: usize) -> Result<Vec<u8>> {
+pub fn render(records: &[Record], format: BatchFormat, per_sentence: bool, max_texts: usize) -> Result<Vec<u8>> {
     Ok(match format {
         BatchFormat::Jsonl => {
             let mut o = Vec::new();
@@ -1133,16 +1115,18 @@ pub fn render(records: &[Value], format: BatchFormat, per_sentence: bool, max_te
 
 /// Reads JSONL streams back into records (for `report merge` and resumed runs); a bad
 /// line is an error naming the file and line.
-pub fn read_records(path: &std::path::Path) -> Result<Vec<Value>> {
+pub fn read_records(path: &std::path::Path) -> Result<Vec<Record>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(line) {
-            Ok(v) if v.get("id").is_some() => out.push(v),
-            Ok(_) => return Err(Error::data(path, i + 1, "record has no \"id\"")),
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) if v.get("id").is_none() => return Err(Error::data(path, i + 1, "record has no \"id\"")),
+            Ok(v) => {
+                out.push(serde_json::from_value(v).map_err(|e| Error::data(path, i + 1, format!("not a record of `stance batch`: {e}")))?)
+            }
             // A torn last line (a killed run) is skipped; a bad line elsewhere is an error.
             Err(_) if i + 1 == text.lines().count() && !text.ends_with('\n') => {}
             Err(e) => return Err(Error::data(path, i + 1, format!("not valid JSON: {e}"))),
@@ -1169,16 +1153,49 @@ mod tests {
         );
     }
 
+    fn failed(id: &str, path: Option<&str>, date: &str) -> Record {
+        let fields = serde_json::json!({ "date": date }).as_object().cloned().unwrap_or_default();
+        Record::Failed(FailedArticle {
+            id: id.into(),
+            error: "x".into(),
+            origin: Origin::carry(None, path.map(Into::into), fields),
+        })
+    }
+
     #[test]
     fn names_relative_to_the_common_folder_and_months() {
-        let recs: Vec<Value> = vec![
-            serde_json::json!({"id": "/d/news/x/a.txt", "path": "/d/news/x/a.txt", "date": "2025-03-14"}),
-            serde_json::json!({"id": "/d/news/y/b.txt", "date": "2025-13-01"}),
+        let recs = vec![
+            failed("/d/news/x/a.txt", Some("/d/news/x/a.txt"), "2025-03-14"),
+            failed("/d/news/y/b.txt", None, "2025-13-01"),
         ];
         let root = common_root(&recs);
         assert_eq!(root, "/d/news/");
-        assert_eq!((short_name(&recs[0], &root), short_name(&recs[1], &root)), ("x/a.txt", "y/b.txt"));
-        assert_eq!(common_root(&[serde_json::json!({"id": "a"}), serde_json::json!({"id": "b"})]), "");
-        assert_eq!((month_of(&recs[0]), month_of(&recs[1])), (Some("2025-03"), None));
+        let short = |r: &Record| short_name(r.id(), r.origin(), &root).to_string();
+        assert_eq!((short(&recs[0]), short(&recs[1])), ("x/a.txt".to_string(), "y/b.txt".to_string()));
+        assert_eq!(common_root(&[failed("a", None, ""), failed("b", None, "")]), "");
+        assert_eq!((month_of(recs[0].origin()), month_of(recs[1].origin())), (Some("2025-03"), None));
+    }
+
+    #[test]
+    fn records_read_back_as_they_were_written() {
+        // A failed record keeps the input's own fields; a record's own names are not carried.
+        let fields = serde_json::json!({ "date": "2025-01-02", "url": "u", "stance": "x" })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let rec = Record::Failed(FailedArticle {
+            id: "a".into(),
+            error: "a: empty".into(),
+            origin: Origin::carry(Some("feed".into()), None, fields),
+        });
+        let line = serde_json::to_string(&rec).unwrap();
+        assert!(!line.contains("\"stance\""), "{line}");
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, rec);
+        assert_eq!(back.origin().date(), Some("2025-01-02"));
+        // A scored record with an unknown label is refused, not given a new label.
+        let bad =
+            r#"{"id":"b","lang":"en","stance":{"label":"maybe","score":0.1,"probs":{"regulation":0.2,"neutral":0.5,"openness":0.3}}}"#;
+        assert!(serde_json::from_str::<Record>(bad).is_err());
     }
 }
