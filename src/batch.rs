@@ -387,12 +387,14 @@ pub fn score_chunk(
             Err(e) => records[k] = Some(failed(item, &e.to_string())),
         }
     }
-    let arts: Vec<(String, String, Vec<segment::Sentence>)> = prepared
-        .iter()
-        .map(|(k, lang, s, _)| (items[*k].id().to_string(), lang.clone(), s.clone()))
-        .collect();
-    let (results, fresh) = scorer.score(&arts, cache, progress)?;
-    for ((k, _, _, warnings), mut r) in prepared.into_iter().zip(results) {
+    let mut arts = Vec::with_capacity(prepared.len());
+    let mut meta = Vec::with_capacity(prepared.len());
+    for (k, lang, sents, warnings) in prepared {
+        arts.push((items[k].id().to_string(), lang, sents));
+        meta.push((k, warnings));
+    }
+    let (results, fresh) = scorer.score(arts, cache, progress)?;
+    for ((k, warnings), mut r) in meta.into_iter().zip(results) {
         if let Some(g) = gazetteer {
             let texts: Vec<&str> = r.sentences.iter().map(|s| s.text.as_str()).collect();
             let attributed = g.attribute(&texts);

@@ -155,6 +155,10 @@ impl VectorCache {
 
 /// Embeds `texts` through the cache: only texts not cached are sent to the encoder.
 /// Returns the vectors and how many were newly embedded.
+/// Sentences tokenized and embedded at a time: large enough for batches sorted by
+/// length to fill well, small enough to bound memory on one huge article.
+const EMBED_SLICE: usize = 1024;
+
 pub fn embed_cached(
     emb: &crate::encode::Embedder,
     cache: Option<&mut VectorCache>,
@@ -162,9 +166,13 @@ pub fn embed_cached(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(Vec<Vec<f32>>, usize)> {
     let Some(cache) = cache else {
-        let ids = emb.tokenize(texts)?;
-        let v = emb.embed_ids(&ids, progress)?;
-        return Ok((v, texts.len()));
+        // In slices, so that the token ids of a huge input are never all held at once.
+        let mut out = Vec::with_capacity(texts.len());
+        for part in texts.chunks(EMBED_SLICE) {
+            let ids = emb.tokenize(part)?;
+            out.extend(emb.embed_ids(&ids, progress)?);
+        }
+        return Ok((out, texts.len()));
     };
     let mut missing: Vec<&str> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -174,7 +182,7 @@ pub fn embed_cached(
         }
     }
     // Embed in slices so that a long run is saved as it goes.
-    for part in missing.chunks(512) {
+    for part in missing.chunks(EMBED_SLICE) {
         let ids = emb.tokenize(part)?;
         let vecs = emb.embed_ids(&ids, &mut |_| {})?;
         let items: Vec<(&str, &[f32])> = part.iter().copied().zip(vecs.iter().map(Vec::as_slice)).collect();

@@ -254,16 +254,19 @@ impl Scorer {
         })
     }
 
-    /// Scores articles already split into sentences; returns one result per article
-    /// and the number of sentences newly embedded (the rest came from the cache).
+    /// Scores articles (id, language, sentences); returns one result per article and
+    /// the number of sentences newly embedded (the rest came from the cache). The
+    /// sentences are taken, not copied: their texts move into the results, so a huge
+    /// article is held once, not three times.
     pub fn score(
         &self,
-        articles: &[(String, String, Vec<Sentence>)],
+        articles: Vec<(String, String, Vec<Sentence>)>,
         cache: Option<&mut VectorCache>,
         progress: &mut dyn FnMut(usize),
     ) -> Result<(Vec<ArticleResult>, usize)> {
         let texts: Vec<&str> = articles.iter().flat_map(|(_, _, s)| s.iter().map(|x| x.text.as_str())).collect();
         let (vectors, fresh) = embed_cached(&self.embedder, cache, &texts, progress)?;
+        drop(texts);
         let mut out = Vec::with_capacity(articles.len());
         let mut k = 0;
         for (id, lang, sents) in articles {
@@ -274,7 +277,7 @@ impl Scorer {
         Ok((out, fresh))
     }
 
-    pub fn judge(&self, id: &str, lang: &str, sents: &[Sentence], vecs: &[Vec<f32>]) -> ArticleResult {
+    pub fn judge(&self, id: String, lang: String, sents: Vec<Sentence>, vecs: &[Vec<f32>]) -> ArticleResult {
         let dim = self.embedder.dim();
         let features = |kind| {
             if vecs.is_empty() {
@@ -286,6 +289,14 @@ impl Scorer {
         let texts: Vec<&str> = sents.iter().map(|s| s.text.as_str()).collect();
         let st = self.stance.predict_proba(features(self.stance.features()).view(), &texts);
         let se = self.sentiment.predict_proba(features(self.sentiment.features()).view(), &texts);
+        let judged: Vec<(Judgment, Judgment)> = st
+            .axis_iter(Axis(0))
+            .zip(se.axis_iter(Axis(0)))
+            .map(|(ps, pe)| (Judgment::from_probs(Task::Stance, ps), Judgment::from_probs(Task::Sentiment, pe)))
+            .collect();
+        let scores: Vec<f32> = judged.iter().map(|(j, _)| j.score).collect();
+        let (openness, regulation) = aggregate::strongest(&scores, &texts, self.explain);
+        drop(texts);
         let mut counts = LabelCounts::default();
         for l in Task::Stance.labels() {
             counts.stance.insert(l.to_string(), 0);
@@ -294,29 +305,25 @@ impl Scorer {
             counts.sentiment.insert(l.to_string(), 0);
         }
         let sentences: Vec<SentenceResult> = sents
-            .iter()
-            .zip(st.axis_iter(Axis(0)).zip(se.axis_iter(Axis(0))))
-            .map(|(s, (ps, pe))| {
-                let stance = Judgment::from_probs(Task::Stance, ps);
-                let sentiment = Judgment::from_probs(Task::Sentiment, pe);
+            .into_iter()
+            .zip(judged)
+            .map(|(s, (stance, sentiment))| {
                 *counts.stance.entry(stance.label.to_string()).or_default() += 1;
                 *counts.sentiment.entry(sentiment.label.to_string()).or_default() += 1;
                 SentenceResult {
                     index: s.index,
                     start: s.start,
                     end: s.end,
-                    text: s.text.clone(),
+                    text: s.text,
                     stance,
                     sentiment,
                     actors: None,
                 }
             })
             .collect();
-        let scores: Vec<f32> = sentences.iter().map(|s| s.stance.score).collect();
-        let (openness, regulation) = aggregate::strongest(&scores, &texts, self.explain);
         ArticleResult {
-            id: id.to_string(),
-            lang: lang.to_string(),
+            id,
+            lang,
             stance: aggregate::aggregate(Task::Stance, &st, self.stance.article_rule()),
             sentiment: aggregate::aggregate(Task::Sentiment, &se, self.sentiment.article_rule()),
             counts,

@@ -2,18 +2,16 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ndarray::Array2;
 
 use stance::cache::{VectorCache, embed_cached};
 use stance::data::{self, Example, Task};
-use stance::encode::{Embedder, EncoderOptions};
-use stance::score::{self, Features, HeadFile, Training, Validation};
+use stance::encode::Embedder;
+use stance::models;
+use stance::score::{self, Features};
 use stance::train::metrics::Metrics;
-use stance::{models, train};
 
 use crate::cli::args::ModelArgs;
 
@@ -146,14 +144,6 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     );
     bar.set_message(what.to_string());
     bar
-}
-
-fn files_sha256(paths: &[PathBuf]) -> Result<String> {
-    let mut all = Vec::new();
-    for p in paths {
-        all.extend(std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?);
-    }
-    Ok(models::sha256_bytes(&all))
 }
 
 pub fn train(mut a: TrainArgs) -> Result<i32> {
@@ -303,8 +293,6 @@ fn write_grid(out: &mut impl Write, cols: &[&str], rows: &[Vec<String>], md: boo
 
 /// `stance bench`: encoding throughput on a file of sentences, like the speed peers.
 pub fn bench(a: BenchArgs) -> Result<i32> {
-    stance::train::evaluate::reset_peak_memory();
-    let base = stance::train::evaluate::peak_memory_mb().unwrap_or(0.0);
     let text = std::fs::read_to_string(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
     let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     if lines.is_empty() {
@@ -313,82 +301,46 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     if let Some(n) = a.sentences {
         lines = lines.iter().cycle().take(n).copied().collect();
     }
-    let resolved = models::resolve(&a.model.model, true)?;
-    let t0 = Instant::now();
     let mut opts = a.model.encoder_options();
     opts.batch_tokens = a.batch_tokens;
-    let emb = Embedder::load(&resolved, &opts)?;
-    let load = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    let ids = emb.tokenize(&lines)?;
-    let tok_secs = t1.elapsed().as_secs_f64();
-    let tokens: usize = ids.iter().map(Vec::len).sum();
-    let t2 = Instant::now();
-    let vecs = emb.embed_ids(&ids, &mut |_| {})?;
-    let enc = t2.elapsed().as_secs_f64();
-    assert_eq!(vecs.len(), lines.len());
-    let peak = stance::train::evaluate::peak_memory_mb().unwrap_or(0.0);
+    let f = stance::train::evaluate::bench(&a.model.model, &opts, &lines, a.check)?;
     stance::say!(
         "stance[{} {}] sentences={} tokens={} seconds={:.3} sent_per_s={:.1} tok_per_s={:.0} load_s={:.3} tokenize_s={:.3} peak_mb={:.0} (before load {:.0}) threads={}",
-        resolved.variant,
-        emb.backend(),
-        lines.len(),
-        tokens,
-        enc,
-        lines.len() as f64 / enc,
-        tokens as f64 / enc,
-        load,
-        tok_secs,
-        peak,
-        base,
-        rayon::current_num_threads()
+        f.variant,
+        f.backend,
+        f.sentences,
+        f.tokens,
+        f.encode_seconds,
+        f.sentences as f64 / f.encode_seconds,
+        f.tokens as f64 / f.encode_seconds,
+        f.load_seconds,
+        f.tokenize_seconds,
+        f.peak_memory_mb,
+        f.memory_before_load_mb,
+        f.threads
     )?;
-    if a.check {
-        let reference = Embedder::load(
-            &resolved,
-            &EncoderOptions {
-                backend: stance::encode::Backend::Fast,
-                ..opts
-            },
-        )?;
-        let refs = reference.embed_ids(&ids, &mut |_| {})?;
-        let cos: Vec<f32> = vecs.iter().zip(&refs).map(|(a, b)| stance::encode::cosine(a, b)).collect();
-        let (worst, at) = cos
-            .iter()
-            .enumerate()
-            .fold((f32::INFINITY, 0), |m, (i, &c)| if c < m.0 { (c, i) } else { m });
+    if let Some(c) = &f.check {
         stance::say!(
-            "check against {}: worst cosine {worst:.7} (line {}), mean {:.7}, below 0.9999: {} of {}",
-            reference.backend(),
-            at + 1,
-            cos.iter().map(|&c| c as f64).sum::<f64>() / cos.len() as f64,
-            cos.iter().filter(|&&c| c < 0.9999).count(),
-            cos.len()
+            "check against {}: worst cosine {:.7} (line {}), mean {:.7}, below 0.9999: {} of {}",
+            c.reference,
+            c.worst_cosine,
+            c.worst_line,
+            c.mean_cosine,
+            c.below_0_9999,
+            f.sentences
         )?;
     }
     Ok(0)
 }
 
 fn finetune(a: TrainArgs) -> Result<i32> {
-    use stance::train::finetune::{Objective, TuneConfig, Tuner, frozen_hidden, save_adapter};
-    let started = Instant::now();
+    use stance::train::finetune::{FinetuneRun, TuneConfig};
     let name = a.variant_name.clone().unwrap_or_else(|| a.task.name().to_string());
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         bail!("--variant-name {name:?}: use letters, digits, '-' and '_' only");
     }
-    if a.tune_epochs == 0 || a.rank == 0 || a.top_layers == 0 {
-        bail!("--tune-epochs, --rank and --top-layers must be at least 1");
-    }
     let examples = data::load_many(&a.data, a.task)?;
-    // The split first: a bad --val-percent fails before the slow frozen layers run.
-    let (train_idx, val_idx) = train::holdout_by_source(&examples, a.seed, a.val_percent)?;
     let resolved = models::resolve(&a.model.model, true)?;
-    let models::ModelFiles::E5s1 { weights, .. } = &resolved.files else {
-        bail!("--finetune needs an E5S1 variant (e5-small-q4)")
-    };
-    if resolved.adapter.is_some() {
-        bail!("--finetune starts from a base variant, not {}", resolved.variant);
-    }
     let variant = format!("{}+{name}", resolved.variant);
     let adapter_path = models::adapters_dir().join(format!("{variant}.safetensors"));
     let head_path = a
@@ -397,179 +349,42 @@ fn finetune(a: TrainArgs) -> Result<i32> {
         .unwrap_or_else(|| score::heads_dir().join(format!("{}-linear.{variant}.json", a.task.name())));
     refuse_overwrite(&adapter_path, a.force)?;
     refuse_overwrite(&head_path, a.force)?;
-    let image = stance::encode::e5s1::E5s1::open(weights)?;
-    // The reference precision, so a run gives the same result on any CPU.
-    let fast = stance::encode::fast::FastBert::from_e5s1(&image, stance::encode::fast::Precision::F32)?;
-    let emb = Embedder::load(&resolved, &a.model.encoder_options())?;
-    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let ids = emb.tokenize(&texts)?;
-    // Sentences longer than the model are cut to their first window for training only.
-    let ids: Vec<Vec<u32>> = ids
-        .into_iter()
-        .map(|mut v| {
-            if v.len() > 512 {
-                let eos = *v.last().unwrap();
-                v.truncate(511);
-                v.push(eos);
-            }
-            v
-        })
-        .collect();
-    let cfg = TuneConfig {
-        top_layers: a.top_layers,
-        rank: a.rank,
-        lr: a.lr,
-        epochs: a.tune_epochs,
-        seed: a.seed,
-        objective: a.objective,
-        ..Default::default()
-    };
-    let tuner = Tuner::new(&image, cfg.clone())?;
-    stance::note!(
-        "stance: running the frozen layers 0..{} once for {} sentences",
-        tuner.first_layer(),
-        ids.len()
-    );
-    let bar = progress_bar(ids.len() as u64, "frozen layers");
-    let hidden = frozen_hidden(&fast, &ids, tuner.first_layer(), &mut |n| bar.inc(n as u64))?;
-    bar.finish_and_clear();
-    drop(fast);
-    let h = emb.dim();
-    let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-    let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
-    let yv: Vec<usize> = val_idx.iter().map(|&i| y[i]).collect();
-    stance::note!(
-        "stance: fine-tuning on {} sentences, validating on {} (held out by source)",
-        train_idx.len(),
-        val_idx.len()
-    );
-    // Start the classifier from a logistic regression on the untuned vectors of the
-    // training split (the validation split stays unseen).
-    let (p0, v0) = tuner.predict(&hidden, &lens, &train_idx, h)?;
-    drop(p0);
-    let yt: Vec<usize> = train_idx.iter().map(|&i| y[i]).collect();
-    let l2 = a.l2.unwrap_or(0.1);
-    let fit_head = |vecs: &[Vec<f32>]| -> Result<()> {
-        let x = score::features(vecs, Features::Sentence);
-        let fit = train::fit_logistic(x.view(), &yt, l2, a.epochs);
-        tuner.set_head(
-            &fit.weights.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
-            &fit.bias.to_vec(),
-        )?;
-        Ok(())
-    };
-    fit_head(&v0)?;
-    let mut opt = tuner.optimizer()?;
-    let mut rng = stance::util::Rng(a.seed);
-    let mut best: Option<(f32, usize, Vec<(String, candle_core::Tensor)>, (Vec<Vec<f32>>, Vec<f32>))> = None;
-    for epoch in 1..=cfg.epochs {
-        // Batches of similar length (little padding), visited in a seeded random order.
-        let mut order = train_idx.clone();
-        rng.shuffle(&mut order);
-        let mut batches: Vec<Vec<usize>> = order
-            .chunks(cfg.batch * 8)
-            .flat_map(|big| {
-                let mut big = big.to_vec();
-                big.sort_by_key(|&i| lens[i]);
-                big.chunks(cfg.batch).map(|c| c.to_vec()).collect::<Vec<_>>()
-            })
-            .collect();
-        rng.shuffle(&mut batches);
-        let order: Vec<usize> = batches.concat();
-        let t0 = Instant::now();
-        let loss = tuner.train_epoch(&mut opt, &hidden, &lens, &y, &order, h)?;
-        if cfg.objective == Objective::Contrastive {
-            // SetFit's second step: a logistic regression on the tuned vectors.
-            let (_, vt) = tuner.predict(&hidden, &lens, &train_idx, h)?;
-            fit_head(&vt)?;
-        }
-        let (pv, _) = tuner.predict(&hidden, &lens, &val_idx, h)?;
-        let p = Array2::from_shape_vec((pv.len(), 3), pv.concat())?;
-        let m = Metrics::compute(&yv, &train::predict(&p), &p);
-        stance::note!(
-            "stance: epoch {epoch}: loss {loss:.4}, validation macro-F1 {:.3}, accuracy {:.3} ({:.0}s)",
-            m.macro_f1,
-            m.accuracy,
-            t0.elapsed().as_secs_f64()
-        );
-        if best.as_ref().is_none_or(|b| m.macro_f1 > b.0) {
-            // Keep copies of the best epoch's parameters (early stopping on validation).
-            let tensors = tuner.tensors()?.into_iter().map(|(n, t)| (n, t.copy().expect("copy"))).collect();
-            best = Some((m.macro_f1, epoch, tensors, tuner.head()?));
-        }
-    }
-    let (best_f1, best_epoch, tensors, (hw, hb)) = best.expect("at least one epoch");
-    let sha = files_sha256(&a.data)?;
-    let mut meta = std::collections::HashMap::new();
-    for (k, v) in [
-        ("base", resolved.variant.clone()),
-        ("task", a.task.name().to_string()),
-        ("rank", cfg.rank.to_string()),
-        ("alpha", cfg.alpha.to_string()),
-        ("top_layers", cfg.top_layers.to_string()),
-        ("epochs", format!("{best_epoch} of {}", cfg.epochs)),
-        ("lr", cfg.lr.to_string()),
-        ("objective", format!("{:?}", cfg.objective)),
-        ("seed", a.seed.to_string()),
-        ("data", a.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",")),
-        ("data_sha256", sha.clone()),
-        ("validation_macro_f1", format!("{best_f1:.4}")),
-        ("train_seconds", format!("{:.0}", started.elapsed().as_secs_f64())),
-    ] {
-        meta.insert(k.to_string(), v);
-    }
-    save_adapter(&adapter_path, tensors, meta)?;
-    // The head: the classifier trained with the adapters (or, for the contrastive
-    // objective, fitted on the best epoch's tuned vectors), its temperature fitted on the
-    // validation split through the merged fast forward (what inference will run).
-    let tuned = Embedder::load(&models::resolve(&variant, false)?, &a.model.encoder_options())?;
-    let vval: Vec<&str> = val_idx.iter().map(|&i| examples[i].text.as_str()).collect();
-    let vecs = tuned.embed(&vval)?;
-    let x = score::features(&vecs, Features::Sentence);
-    let w = Array2::from_shape_vec((3, h), hw.concat())?;
-    let logits = x.dot(&w.t()) + &ndarray::Array1::from(hb.clone());
-    let temperature = train::fit_temperature(&logits, &yv);
-    let mut pv = logits / temperature;
-    score::softmax_rows(&mut pv);
-    let m = Metrics::compute(&yv, &train::predict(&pv), &pv);
-    let head = HeadFile {
-        format: score::HEAD_FORMAT.into(),
-        version: score::HEAD_VERSION,
-        kind: "linear".into(),
+    let run = FinetuneRun {
         task: a.task,
-        labels: a.task.labels().iter().map(|s| s.to_string()).collect(),
-        encoder: variant.clone(),
-        dim: h,
-        features: Features::Sentence,
-        weights: hw,
-        bias: hb,
-        temperature,
-        descriptions: None,
-        training: Training {
-            files: a.data.iter().map(|p| p.display().to_string()).collect(),
-            examples: train_idx.len(),
-            sha256: sha,
-            // Cross-entropy trains the classifier without a penalty; the contrastive
-            // objective's classifier is a logistic regression with this one.
-            l2: if cfg.objective == Objective::Contrastive { l2 } else { 0.0 },
+        files: a.data.clone(),
+        config: TuneConfig {
+            top_layers: a.top_layers,
+            rank: a.rank,
+            lr: a.lr,
+            epochs: a.tune_epochs,
             seed: a.seed,
+            objective: a.objective,
+            ..Default::default()
         },
-        validation: Some(Validation {
-            data: format!("{}% of sources held out", a.val_percent),
-            examples: yv.len(),
-            accuracy: m.accuracy,
-            macro_f1: m.macro_f1,
-        }),
-        lexical: None,
-        article: None,
+        l2: a.l2.unwrap_or(0.1),
+        head_epochs: a.epochs,
+        val_percent: a.val_percent,
+        variant,
+        adapter_path,
+        head_path,
     };
-    head.save(&head_path)?;
+    let bar = progress_bar(examples.len() as u64, "frozen layers");
+    let outcome = stance::train::finetune::run(
+        &resolved,
+        &a.model.encoder_options(),
+        &examples,
+        &run,
+        &mut |m| stance::note!("stance: {m}"),
+        &mut |n| bar.inc(n as u64),
+    )?;
+    bar.finish_and_clear();
     stance::say!(
-        "wrote {} and {} (validation macro-F1 {:.3} through the merged forward; {:.0}s on {} threads)",
-        adapter_path.display(),
-        head_path.display(),
-        m.macro_f1,
-        started.elapsed().as_secs_f64(),
+        "wrote {} and {} (best epoch {}; validation macro-F1 {:.3} through the merged forward; {:.0}s on {} threads)",
+        run.adapter_path.display(),
+        run.head_path.display(),
+        outcome.best_epoch,
+        outcome.validation.macro_f1,
+        outcome.seconds,
         rayon::current_num_threads()
     )?;
     Ok(0)

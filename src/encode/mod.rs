@@ -14,7 +14,6 @@ pub mod static_emb;
 pub mod unigram;
 
 use std::path::Path;
-use std::time::Instant;
 
 use candle_core::Device;
 use tokenizers::Tokenizer;
@@ -151,15 +150,6 @@ pub fn select_device(choice: &str) -> Result<Device> {
     }
 }
 
-/// Timings and counts of the work an [`Embedder`] did, for `bench` and `eval`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct EmbedStats {
-    pub sentences: usize,
-    pub tokens: usize,
-    pub tokenize_secs: f64,
-    pub encode_secs: f64,
-}
-
 pub struct Embedder {
     pub variant: String,
     tokenizer: TextTokenizer,
@@ -169,7 +159,6 @@ pub struct Embedder {
     /// Start of the adapter file's SHA-256 for tuned variants: a retrained adapter under
     /// the same name gets a fresh vector cache.
     adapter_sha: Option<String>,
-    stats: std::sync::Mutex<EmbedStats>,
 }
 
 /// Text to token ids: the `tokenizers` crate for `tokenizer.json` files, or an E5S1
@@ -289,7 +278,6 @@ impl Embedder {
             encoder,
             batch_tokens: opts.batch_tokens,
             device: format!("{device:?}"),
-            stats: Default::default(),
         })
     }
 
@@ -315,21 +303,10 @@ impl Embedder {
         }
     }
 
-    pub fn stats(&self) -> EmbedStats {
-        *self.stats.lock().unwrap()
-    }
-
-    pub fn reset_stats(&self) {
-        *self.stats.lock().unwrap() = EmbedStats::default();
-    }
-
     /// Token ids of each text with the query prefix and special tokens, unwindowed.
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        let t0 = Instant::now();
         let inputs: Vec<String> = texts.iter().map(|t| format!("{QUERY_PREFIX}{t}")).collect();
-        let ids = self.tokenizer.encode_batch(inputs)?;
-        self.stats.lock().unwrap().tokenize_secs += t0.elapsed().as_secs_f64();
-        Ok(ids)
+        self.tokenizer.encode_batch(inputs)
     }
 
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
@@ -376,7 +353,6 @@ impl Embedder {
         let mut order: Vec<usize> = (0..windows.len()).collect();
         order.sort_by_key(|&w| std::cmp::Reverse(windows[w].len()));
         let mut window_vecs: Vec<Vec<f32>> = vec![Vec::new(); windows.len()];
-        let t0 = Instant::now();
         let mut pos = 0;
         while pos < order.len() {
             // A stop asked for is honoured between batches, not only between articles.
@@ -390,12 +366,6 @@ impl Embedder {
             }
             pos += n;
             progress(n);
-        }
-        {
-            let mut s = self.stats.lock().unwrap();
-            s.encode_secs += t0.elapsed().as_secs_f64();
-            s.sentences += ids.len();
-            s.tokens += windows.iter().map(Vec::len).sum::<usize>();
         }
         // Average the windows of each sentence, weighted by their token counts.
         let dim = self.encoder.dim();

@@ -138,3 +138,87 @@ pub fn evaluate(task: Task, data_args: &[PathBuf], variants: &[String], heads: &
         notes,
     })
 }
+
+/// The figures of one speed run (`stance bench`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchFigures {
+    pub variant: String,
+    pub backend: String,
+    pub sentences: usize,
+    pub tokens: usize,
+    pub load_seconds: f64,
+    pub tokenize_seconds: f64,
+    /// Encoding alone (tokenized input to pooled vectors).
+    pub encode_seconds: f64,
+    pub peak_memory_mb: f64,
+    pub memory_before_load_mb: f64,
+    pub threads: usize,
+    /// Against the f32 forward, when asked: worst cosine, its line (1-based), mean
+    /// cosine, and how many are below 0.9999.
+    pub check: Option<BenchCheck>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchCheck {
+    pub reference: String,
+    pub worst_cosine: f32,
+    pub worst_line: usize,
+    pub mean_cosine: f64,
+    pub below_0_9999: usize,
+}
+
+/// Times loading, tokenizing and encoding `lines` with `model`; with `check`, also
+/// embeds them with the f32 forward and compares the vectors.
+pub fn bench(model: &str, opts: &EncoderOptions, lines: &[&str], check: bool) -> Result<BenchFigures> {
+    reset_peak_memory();
+    let before = peak_memory_mb().unwrap_or(0.0);
+    let resolved = models::resolve(model, true)?;
+    let t0 = Instant::now();
+    let emb = Embedder::load(&resolved, opts)?;
+    let load_seconds = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let ids = emb.tokenize(lines)?;
+    let tokenize_seconds = t1.elapsed().as_secs_f64();
+    let tokens: usize = ids.iter().map(Vec::len).sum();
+    let t2 = Instant::now();
+    let vecs = emb.embed_ids(&ids, &mut |_| {})?;
+    let encode_seconds = t2.elapsed().as_secs_f64();
+    let peak = peak_memory_mb().unwrap_or(0.0);
+    let check = if check {
+        let reference = Embedder::load(
+            &resolved,
+            &EncoderOptions {
+                backend: crate::encode::Backend::Fast,
+                ..opts.clone()
+            },
+        )?;
+        let refs = reference.embed_ids(&ids, &mut |_| {})?;
+        let cos: Vec<f32> = vecs.iter().zip(&refs).map(|(a, b)| crate::encode::cosine(a, b)).collect();
+        let (worst, at) = cos
+            .iter()
+            .enumerate()
+            .fold((f32::INFINITY, 0), |m, (i, &c)| if c < m.0 { (c, i) } else { m });
+        Some(BenchCheck {
+            reference: reference.backend().to_string(),
+            worst_cosine: worst,
+            worst_line: at + 1,
+            mean_cosine: cos.iter().map(|&c| c as f64).sum::<f64>() / cos.len().max(1) as f64,
+            below_0_9999: cos.iter().filter(|&&c| c < 0.9999).count(),
+        })
+    } else {
+        None
+    };
+    Ok(BenchFigures {
+        variant: resolved.variant.clone(),
+        backend: emb.backend().to_string(),
+        sentences: lines.len(),
+        tokens,
+        load_seconds,
+        tokenize_seconds,
+        encode_seconds,
+        peak_memory_mb: peak,
+        memory_before_load_mb: before,
+        threads: rayon::current_num_threads(),
+        check,
+    })
+}

@@ -8,7 +8,7 @@
 //! (W += (α/r)·B·A), so the tuned variant is exactly as fast as the base.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -419,6 +419,240 @@ pub fn save_adapter(path: &Path, tensors: Vec<(String, Tensor)>, meta: HashMap<S
         .collect();
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::model(path, e.to_string()))?;
     crate::util::write_atomic(path, &bytes)
+}
+
+/// A whole fine-tuning run: what to tune, on what, and where the results go.
+#[derive(Debug, Clone)]
+pub struct FinetuneRun {
+    pub task: crate::data::Task,
+    /// The labeled files (their names and hashes are recorded, never their text).
+    pub files: Vec<PathBuf>,
+    pub config: TuneConfig,
+    /// L2 of the classifier's logistic regressions (start, contrastive objective).
+    pub l2: f32,
+    /// Passes of those regressions.
+    pub head_epochs: usize,
+    pub val_percent: u64,
+    /// The tuned variant (`BASE+NAME`), its adapter file and its head file.
+    pub variant: String,
+    pub adapter_path: PathBuf,
+    pub head_path: PathBuf,
+}
+
+/// What a fine-tuning run wrote and how it did on its held-out sources.
+#[derive(Debug, Clone)]
+pub struct FinetuneOutcome {
+    pub best_epoch: usize,
+    /// Validation macro-F1 of the best epoch, through the tuner's own forward.
+    pub tuner_macro_f1: f32,
+    /// Validation figures through the merged fast forward (what inference runs).
+    pub validation: crate::train::metrics::Metrics,
+    pub seconds: f64,
+}
+
+/// Fine-tunes `base` (an E5S1 variant, no adapter) on `examples`: holds out whole
+/// sources, runs the frozen layers once, trains the adapters for the configured epochs
+/// keeping the best on validation, then writes the adapter and a linear head whose
+/// temperature is fitted through the merged forward. `log` hears each step.
+pub fn run(
+    base: &crate::models::ResolvedModel,
+    encoder: &crate::encode::EncoderOptions,
+    examples: &[crate::data::Example],
+    opts: &FinetuneRun,
+    log: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(usize),
+) -> Result<FinetuneOutcome> {
+    use crate::encode::Embedder;
+    use crate::score::{self, Features, HeadFile, Training, Validation};
+    use crate::train::metrics::Metrics;
+    use crate::train::{fit_logistic, fit_temperature, holdout_by_source, predict};
+    use ndarray::Array2;
+
+    let started = std::time::Instant::now();
+    let cfg = &opts.config;
+    if cfg.epochs == 0 || cfg.rank == 0 || cfg.top_layers == 0 {
+        return Err(Error::Usage("--tune-epochs, --rank and --top-layers must be at least 1".into()));
+    }
+    // The split first: a bad --val-percent fails before the slow frozen layers run.
+    let (train_idx, val_idx) = holdout_by_source(examples, cfg.seed, opts.val_percent)?;
+    let crate::models::ModelFiles::E5s1 { weights, .. } = &base.files else {
+        return Err(Error::Usage("--finetune needs an E5S1 variant (e5-small-q4)".into()));
+    };
+    if base.adapter.is_some() {
+        return Err(Error::Usage(format!("--finetune starts from a base variant, not {}", base.variant)));
+    }
+    let image = E5s1::open(weights)?;
+    // The reference precision, so a run gives the same result on any CPU.
+    let fast = FastBert::from_e5s1(&image, crate::encode::fast::Precision::F32)?;
+    let emb = Embedder::load(base, encoder)?;
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    // Sentences longer than the model are cut to their first window for training only.
+    let ids: Vec<Vec<u32>> = emb
+        .tokenize(&texts)?
+        .into_iter()
+        .map(|mut v| {
+            if v.len() > 512 {
+                let eos = *v.last().unwrap_or(&2);
+                v.truncate(511);
+                v.push(eos);
+            }
+            v
+        })
+        .collect();
+    let tuner = Tuner::new(&image, cfg.clone())?;
+    drop(image);
+    log(&format!(
+        "running the frozen layers 0..{} once for {} sentences",
+        tuner.first_layer(),
+        ids.len()
+    ));
+    let hidden = frozen_hidden(&fast, &ids, tuner.first_layer(), progress)?;
+    drop(fast);
+    let h = emb.dim();
+    let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+    let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
+    let yv: Vec<usize> = val_idx.iter().map(|&i| y[i]).collect();
+    let yt: Vec<usize> = train_idx.iter().map(|&i| y[i]).collect();
+    log(&format!(
+        "fine-tuning on {} sentences, validating on {} (held out by source)",
+        train_idx.len(),
+        val_idx.len()
+    ));
+    // Start the classifier from a logistic regression on the untuned vectors of the
+    // training split (the validation split stays unseen).
+    let fit_head = |vecs: &[Vec<f32>]| -> Result<()> {
+        let x = score::features(vecs, Features::Sentence);
+        let fit = fit_logistic(x.view(), &yt, opts.l2, opts.head_epochs);
+        tuner.set_head(
+            &fit.weights.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+            &fit.bias.to_vec(),
+        )
+    };
+    let (_, v0) = tuner.predict(&hidden, &lens, &train_idx, h)?;
+    fit_head(&v0)?;
+    let mut opt = tuner.optimizer()?;
+    let mut rng = Rng(cfg.seed);
+    type Best = (f32, usize, Vec<(String, Tensor)>, (Vec<Vec<f32>>, Vec<f32>));
+    let mut best: Option<Best> = None;
+    for epoch in 1..=cfg.epochs {
+        crate::interrupt::check()?;
+        // Batches of similar length (little padding), visited in a seeded random order.
+        let mut order = train_idx.clone();
+        rng.shuffle(&mut order);
+        let mut batches: Vec<Vec<usize>> = order
+            .chunks(cfg.batch * 8)
+            .flat_map(|big| {
+                let mut big = big.to_vec();
+                big.sort_by_key(|&i| lens[i]);
+                big.chunks(cfg.batch).map(|c| c.to_vec()).collect::<Vec<_>>()
+            })
+            .collect();
+        rng.shuffle(&mut batches);
+        let order: Vec<usize> = batches.concat();
+        let t0 = std::time::Instant::now();
+        let loss = tuner.train_epoch(&mut opt, &hidden, &lens, &y, &order, h)?;
+        if cfg.objective == Objective::Contrastive {
+            // SetFit's second step: a logistic regression on the tuned vectors.
+            let (_, vt) = tuner.predict(&hidden, &lens, &train_idx, h)?;
+            fit_head(&vt)?;
+        }
+        let (pv, _) = tuner.predict(&hidden, &lens, &val_idx, h)?;
+        let p = Array2::from_shape_vec((pv.len(), 3), pv.concat()).map_err(|e| Error::Usage(e.to_string()))?;
+        let m = Metrics::compute(&yv, &predict(&p), &p);
+        log(&format!(
+            "epoch {epoch}: loss {loss:.4}, validation macro-F1 {:.3}, accuracy {:.3} ({:.0}s)",
+            m.macro_f1,
+            m.accuracy,
+            t0.elapsed().as_secs_f64()
+        ));
+        if best.as_ref().is_none_or(|b| m.macro_f1 > b.0) {
+            // Keep copies of the best epoch's parameters (early stopping on validation).
+            let tensors = tuner
+                .tensors()?
+                .into_iter()
+                .map(|(n, t)| Ok((n, t.copy()?)))
+                .collect::<Result<Vec<_>>>()?;
+            best = Some((m.macro_f1, epoch, tensors, tuner.head()?));
+        }
+    }
+    let Some((best_f1, best_epoch, tensors, (hw, hb))) = best else {
+        return Err(Error::Usage("no epoch ran".into()));
+    };
+    let files: Vec<&Path> = opts.files.iter().map(PathBuf::as_path).collect();
+    let sha = crate::train::files_sha256(&files)?;
+    let mut meta = HashMap::new();
+    for (k, v) in [
+        ("base", base.variant.clone()),
+        ("task", opts.task.name().to_string()),
+        ("rank", cfg.rank.to_string()),
+        ("alpha", cfg.alpha.to_string()),
+        ("top_layers", cfg.top_layers.to_string()),
+        ("epochs", format!("{best_epoch} of {}", cfg.epochs)),
+        ("lr", cfg.lr.to_string()),
+        ("objective", format!("{:?}", cfg.objective)),
+        ("seed", cfg.seed.to_string()),
+        (
+            "data",
+            opts.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
+        ),
+        ("data_sha256", sha.clone()),
+        ("validation_macro_f1", format!("{best_f1:.4}")),
+        ("train_seconds", format!("{:.0}", started.elapsed().as_secs_f64())),
+    ] {
+        meta.insert(k.to_string(), v);
+    }
+    save_adapter(&opts.adapter_path, tensors, meta)?;
+    // The head: the classifier trained with the adapters (or, for the contrastive
+    // objective, fitted on the best epoch's tuned vectors), its temperature fitted on the
+    // validation split through the merged fast forward (what inference will run).
+    let tuned = Embedder::load(&crate::models::resolve(&opts.variant, false)?, encoder)?;
+    let vval: Vec<&str> = val_idx.iter().map(|&i| examples[i].text.as_str()).collect();
+    let vecs = tuned.embed(&vval)?;
+    let x = score::features(&vecs, Features::Sentence);
+    let w = Array2::from_shape_vec((3, h), hw.concat()).map_err(|e| Error::Usage(e.to_string()))?;
+    let logits = x.dot(&w.t()) + &ndarray::Array1::from(hb.clone());
+    let temperature = fit_temperature(&logits, &yv);
+    let mut pv = logits / temperature;
+    score::softmax_rows(&mut pv);
+    let m = Metrics::compute(&yv, &predict(&pv), &pv);
+    let head = HeadFile {
+        format: score::HEAD_FORMAT.into(),
+        version: score::HEAD_VERSION,
+        kind: "linear".into(),
+        task: opts.task,
+        labels: opts.task.labels().iter().map(|s| s.to_string()).collect(),
+        encoder: opts.variant.clone(),
+        dim: h,
+        features: Features::Sentence,
+        weights: hw,
+        bias: hb,
+        temperature,
+        descriptions: None,
+        training: Training {
+            files: opts.files.iter().map(|p| p.display().to_string()).collect(),
+            examples: train_idx.len(),
+            sha256: sha,
+            // Cross-entropy trains the classifier without a penalty; the contrastive
+            // objective's classifier is a logistic regression with this one.
+            l2: if cfg.objective == Objective::Contrastive { opts.l2 } else { 0.0 },
+            seed: cfg.seed,
+        },
+        validation: Some(Validation {
+            data: format!("{}% of sources held out", opts.val_percent),
+            examples: yv.len(),
+            accuracy: m.accuracy,
+            macro_f1: m.macro_f1,
+        }),
+        lexical: None,
+        article: None,
+    };
+    head.save(&opts.head_path)?;
+    Ok(FinetuneOutcome {
+        best_epoch,
+        tuner_macro_f1: best_f1,
+        validation: m,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 #[cfg(test)]

@@ -31,3 +31,13 @@ pub fn holdout_by_source(examples: &[crate::data::Example], seed: u64, percent: 
     }
     Ok((train, val))
 }
+
+/// One SHA-256 over the bytes of all the files, in order: what trained weights record
+/// of their data (never the text).
+pub fn files_sha256(paths: &[&std::path::Path]) -> crate::Result<String> {
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(std::fs::read(p).map_err(|e| crate::Error::io(p, e))?);
+    }
+    Ok(crate::models::sha256_bytes(&all))
+}

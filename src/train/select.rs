@@ -662,14 +662,6 @@ pub fn select(core: &Labeled, extras: &[Labeled], opts: &SelectOptions, log: &mu
     })
 }
 
-fn files_sha256(paths: &[&Path]) -> Result<String> {
-    let mut all = Vec::new();
-    for p in paths {
-        all.extend(std::fs::read(p).map_err(|e| Error::io(p, e))?);
-    }
-    Ok(crate::models::sha256_bytes(&all))
-}
-
 /// What [`write_heads`] wrote.
 pub struct Written {
     pub paths: Vec<PathBuf>,
@@ -721,7 +713,7 @@ pub fn write_heads(
             training: Training {
                 files: names,
                 examples: y.len(),
-                sha256: files_sha256(&files)?,
+                sha256: crate::train::files_sha256(&files)?,
                 l2: recipe.l2,
                 seed: sel.seed,
             },
@@ -784,7 +776,7 @@ pub fn write_heads(
             "data",
             lex_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
         ),
-        ("data_sha256", files_sha256(&lex_files)?),
+        ("data_sha256", crate::train::files_sha256(&lex_files)?),
         (
             "extra_weights",
             sel.lexical
