@@ -103,6 +103,79 @@ fn check_plan(model: &ResolvedModel, backend: Backend, device: &Device) -> Resul
     }
 }
 
+/// What runs the transformer, chosen once from the model files, `--backend` and the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// The own CPU forward on an E5S1 image, at this precision (adapters merged in).
+    Own(fast::Precision),
+    /// candle-transformers' BERT (E5S1 dequantised, or a Hugging Face folder).
+    Candle,
+    /// A static token-embedding table.
+    Static,
+}
+
+/// How a model variant will be run, resolved once before anything loads: the files,
+/// the runner, the device. Impossible combinations (a backend the model cannot run
+/// with) are refused here, and the vector cache's name derives from the plan.
+#[derive(Debug, Clone)]
+pub struct EncoderPlan {
+    pub model: ResolvedModel,
+    pub runner: Runner,
+    pub device: Device,
+    pub batch_tokens: usize,
+    /// Start of the adapter file's SHA-256 for tuned variants: a retrained adapter under
+    /// the same name gets a fresh vector cache.
+    pub adapter_sha: Option<String>,
+}
+
+impl EncoderPlan {
+    pub fn resolve(model: &ResolvedModel, opts: &EncoderOptions) -> Result<EncoderPlan> {
+        let device = select_device(&opts.device)?;
+        check_plan(model, opts.backend, &device)?;
+        let runner = match (&model.files, opts.backend) {
+            (ModelFiles::Static { .. }, _) => Runner::Static,
+            (ModelFiles::HfDir(_), _) => Runner::Candle,
+            (ModelFiles::E5s1 { .. }, Backend::Fast) => Runner::Own(fast::Precision::F32),
+            (ModelFiles::E5s1 { .. }, Backend::Int8) => Runner::Own(fast::Precision::Int8),
+            (ModelFiles::E5s1 { .. }, Backend::Candle) => Runner::Candle,
+            // Adapters are merged into the own forward's weights, so a tuned variant
+            // takes it even on a GPU build (check_plan refused the explicit candle case).
+            (ModelFiles::E5s1 { .. }, Backend::Auto) if device.is_cpu() || model.adapter.is_some() => {
+                Runner::Own(fast::Precision::best_for_cpu())
+            }
+            (ModelFiles::E5s1 { .. }, Backend::Auto) => Runner::Candle,
+        };
+        if model.adapter.is_some() && !matches!(runner, Runner::Own(_)) {
+            return Err(Error::Usage(format!("{}: adapters apply to E5S1 variants only", model.variant)));
+        }
+        let adapter_sha = match &model.adapter {
+            Some(a) => Some(crate::models::sha256_file(a)?[..12].to_string()),
+            None => None,
+        };
+        Ok(EncoderPlan {
+            model: model.clone(),
+            runner,
+            device,
+            batch_tokens: opts.batch_tokens,
+            adapter_sha,
+        })
+    }
+
+    /// Name of the plan's vector cache: the variant (with its adapter's hash), and the
+    /// runner when its vectors are not the f32 reference's (the integer forward's differ
+    /// by up to 1e-4 in cosine; cached vectors never mix the two).
+    pub fn cache_name(&self) -> String {
+        let variant = match &self.adapter_sha {
+            Some(sha) => format!("{}.{sha}", self.model.variant),
+            None => self.model.variant.clone(),
+        };
+        match self.runner {
+            Runner::Own(fast::Precision::Int8) => format!("{variant}@fast-cpu-int8"),
+            _ => variant,
+        }
+    }
+}
+
 /// A damaged file inside the model cache can be repaired: say how.
 fn repair_hint(e: Error, path: &Path) -> Error {
     match e {
@@ -156,9 +229,8 @@ pub struct Embedder {
     encoder: Box<dyn Encoder>,
     pub batch_tokens: usize,
     pub device: String,
-    /// Start of the adapter file's SHA-256 for tuned variants: a retrained adapter under
-    /// the same name gets a fresh vector cache.
-    adapter_sha: Option<String>,
+    /// The vector cache's name, from the plan.
+    cache_name: String,
 }
 
 /// Text to token ids: the `tokenizers` crate for `tokenizer.json` files, or an E5S1
@@ -207,36 +279,40 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
 
 impl Embedder {
     pub fn load(model: &ResolvedModel, opts: &EncoderOptions) -> Result<Self> {
-        let device = select_device(&opts.device)?;
-        check_plan(model, opts.backend, &device)?;
+        Self::from_plan(&EncoderPlan::resolve(model, opts)?, None)
+    }
+
+    /// Loads the plan's encoder; an E5S1 image the caller has already opened is used
+    /// as it is (fine-tuning opens it once for both its own forward and this).
+    pub fn from_plan(plan: &EncoderPlan, opened: Option<&e5s1::E5s1>) -> Result<Self> {
+        let model = &plan.model;
+        let device = plan.device.clone();
         let mut embedded = None;
-        let mut adapter_sha = None;
         let (encoder, tok_path): (Box<dyn Encoder>, _) = match &model.files {
             ModelFiles::E5s1 { weights, tokenizer } => {
-                let precision = match opts.backend {
-                    Backend::Fast => Some(fast::Precision::F32),
-                    Backend::Int8 => Some(fast::Precision::Int8),
-                    Backend::Candle => None,
-                    Backend::Auto => device.is_cpu().then(fast::Precision::best_for_cpu),
-                };
-                let image = e5s1::E5s1::open(weights).map_err(|e| repair_hint(e, weights))?;
-                if std::env::var_os("STANCE_HF_TOKENIZER").is_none() {
-                    embedded = Some(unigram::Unigram::from_e5s1(&image)?);
-                }
-                let enc: Box<dyn Encoder> = if precision.is_some() || model.adapter.is_some() {
-                    // Adapters are added to the fast forward's weights.
-                    let mut f = fast::FastBert::from_e5s1(&image, precision.unwrap_or_else(fast::Precision::best_for_cpu))?;
-                    if let Some(a) = &model.adapter {
-                        let info = crate::train::finetune::merge_adapter(&mut f, a)?;
-                        adapter_sha = Some(info.sha256[..12].to_string());
+                let owned;
+                let image = match opened {
+                    Some(i) => i,
+                    None => {
+                        owned = e5s1::E5s1::open(weights).map_err(|e| repair_hint(e, weights))?;
+                        &owned
                     }
-                    Box::new(f)
-                } else {
-                    Box::new(candle_bert::CandleBert::from_e5s1(&image, &device)?)
+                };
+                if std::env::var_os("STANCE_HF_TOKENIZER").is_none() {
+                    embedded = Some(unigram::Unigram::from_e5s1(image)?);
+                }
+                let enc: Box<dyn Encoder> = match plan.runner {
+                    Runner::Own(precision) => {
+                        let mut f = fast::FastBert::from_e5s1(image, precision)?;
+                        if let Some(a) = &model.adapter {
+                            crate::train::finetune::merge_adapter(&mut f, a)?;
+                        }
+                        Box::new(f)
+                    }
+                    _ => Box::new(candle_bert::CandleBert::from_e5s1(image, &device)?),
                 };
                 (enc, tokenizer.clone())
             }
-            _ if model.adapter.is_some() => return Err(Error::Usage(format!("{}: adapters apply to E5S1 variants only", model.variant))),
             ModelFiles::HfDir(dir) => (
                 Box::new(candle_bert::CandleBert::from_hf_dir(dir, &device)?) as Box<dyn Encoder>,
                 dir.join("tokenizer.json"),
@@ -272,11 +348,11 @@ impl Embedder {
         }
         tracing::info!(variant = %model.variant, backend = encoder.backend(), device = ?device, "encoder loaded");
         Ok(Embedder {
-            adapter_sha,
+            cache_name: plan.cache_name(),
             variant: model.variant.clone(),
             tokenizer,
             encoder,
-            batch_tokens: opts.batch_tokens,
+            batch_tokens: plan.batch_tokens,
             device: format!("{device:?}"),
         })
     }
@@ -289,18 +365,9 @@ impl Embedder {
         self.encoder.backend()
     }
 
-    /// Name of this encoder's vector cache: the variant (with its adapter's hash), and the implementation when
-    /// its vectors are not the f32 reference's (the integer forward's differ by up to
-    /// 1e-4 in cosine; cached vectors never mix the two).
+    /// Name of this encoder's vector cache (see [`EncoderPlan::cache_name`]).
     pub fn cache_name(&self) -> String {
-        let variant = match &self.adapter_sha {
-            Some(sha) => format!("{}.{sha}", self.variant),
-            None => self.variant.clone(),
-        };
-        match self.encoder.backend() {
-            b @ "fast-cpu-int8" => format!("{variant}@{b}"),
-            _ => variant,
-        }
+        self.cache_name.clone()
     }
 
     /// Token ids of each text with the query prefix and special tokens, unwindowed.

@@ -481,10 +481,11 @@ pub fn run(
     if base.adapter.is_some() {
         return Err(Error::Usage(format!("--finetune starts from a base variant, not {}", base.variant)));
     }
+    // One image, opened once: the reference-precision forward (so a run gives the same
+    // result on any CPU), the tokenizer and the tuner all read it.
     let image = E5s1::open(weights)?;
-    // The reference precision, so a run gives the same result on any CPU.
     let fast = FastBert::from_e5s1(&image, crate::encode::fast::Precision::F32)?;
-    let emb = Embedder::load(base, encoder)?;
+    let emb = Embedder::from_plan(&crate::encode::EncoderPlan::resolve(base, encoder)?, Some(&image))?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     // Sentences longer than the model are cut to their first window for training only.
     let ids: Vec<Vec<u32>> = emb
