@@ -110,3 +110,40 @@ fn integer_forward_stays_within_cosine_0_9999_of_f32() {
     // And the integer path is not the f32 path in disguise.
     assert!(a.iter().zip(&b).any(|(x, y)| x != y));
 }
+
+/// The plan is resolved once and names the vector cache: the integer forward's vectors
+/// never share a cache with the f32 ones, a tuned variant's name carries its adapter's
+/// hash, and the backend asked for is the one that runs (never silently another).
+#[test]
+fn the_plan_picks_the_runner_and_names_the_cache() {
+    use stance::encode::{EncoderPlan, Runner, fast::Precision};
+    let m = models::resolve(models::DEFAULT_VARIANT, true).expect("default model");
+    let plan = |backend| {
+        EncoderPlan::resolve(
+            &m,
+            &EncoderOptions {
+                backend,
+                device: "cpu".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let (fast, int8, candle) = (plan(Backend::Fast), plan(Backend::Int8), plan(Backend::Candle));
+    assert_eq!(fast.runner, Runner::Own(Precision::F32));
+    assert_eq!(int8.runner, Runner::Own(Precision::Int8));
+    assert_eq!(candle.runner, Runner::Candle);
+    assert_eq!(fast.cache_name(), models::DEFAULT_VARIANT);
+    assert_eq!(candle.cache_name(), fast.cache_name(), "f32 vectors share a cache");
+    assert_ne!(int8.cache_name(), fast.cache_name(), "integer vectors get their own");
+    assert_eq!(embedder(Backend::Int8).cache_name(), int8.cache_name());
+    // A tuned variant: its adapter's hash in the name.
+    let tuned = models::adapter_variants();
+    if let Some(v) = tuned.first() {
+        let t = models::resolve(v, false).unwrap();
+        let p = EncoderPlan::resolve(&t, &EncoderOptions::default()).unwrap();
+        let sha = models::sha256_file(t.adapter.as_ref().unwrap()).unwrap();
+        assert!(p.cache_name().starts_with(&format!("{v}.{}", &sha[..12])), "{}", p.cache_name());
+        assert!(matches!(p.runner, Runner::Own(_)), "adapters run on the own forward");
+    }
+}
