@@ -133,11 +133,17 @@ pub fn decode_text(name: &str, bytes: &[u8], lossy: bool) -> Result<(String, Vec
     }
 }
 
-/// Nothing but whitespace, including the invisible format characters (zero-width
-/// spaces and joiners, word joiner, BOM) that `str::trim` keeps.
+/// Nothing but whitespace and invisible format characters (zero-width spaces and
+/// joiners, direction marks and embeddings, word joiner, soft hyphen, BOM), which
+/// `str::trim` keeps: text without one visible character.
 pub fn is_blank(text: &str) -> bool {
-    text.chars()
-        .all(|c| c.is_whitespace() || matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'))
+    text.chars().all(is_invisible)
+}
+
+/// Whitespace, or a format character that shows nothing by itself.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Binary if the first 8 KiB hold a NUL byte or many C0 control characters other than

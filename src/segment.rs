@@ -56,6 +56,9 @@ impl Segmenter {
         spans
             .into_iter()
             .flat_map(|(s, e)| bounded(text, s, e, MAX_SENTENCE_BYTES))
+            // A piece of only invisible characters (a stray joiner or soft hyphen) is
+            // not a sentence.
+            .filter(|&(s, e)| !crate::input::is_blank(&text[s..e]))
             .enumerate()
             .map(|(index, (start, end))| Sentence {
                 index,
@@ -107,7 +110,7 @@ pub fn lines_as_sentences(text: &str) -> Vec<Sentence> {
         .flat_map(|(a, b)| bounded(text, a, b, MAX_SENTENCE_BYTES))
     {
         let (s, e) = trim_span(text, start, end);
-        if s < e {
+        if s < e && !crate::input::is_blank(&text[s..e]) {
             out.push(Sentence {
                 index: out.len(),
                 start: s,

@@ -28,7 +28,14 @@ fn is_space(c: char) -> bool {
 }
 
 fn nonspace(s: &str) -> usize {
-    s.chars().filter(|&c| !is_space(c)).count()
+    // Visible: not whitespace, and not a format character that shows nothing by itself
+    // (a piece of only those is not a sentence).
+    s.chars()
+        .filter(|&c| {
+            !is_space(c)
+                && !matches!(c, '\u{00AD}' | '\u{200C}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}')
+        })
+        .count()
 }
 
 /// Runs of whitespace collapsed to one space, trimmed (independent of the library's own).
@@ -37,7 +44,7 @@ fn collapse(s: &str) -> String {
 }
 
 /// Offsets are char boundaries slicing `text`; sentences are in order, trimmed, not
-/// overlapping; `text` of each is its slice collapsed; and every non-whitespace character
+/// overlapping; `text` of each is its slice collapsed; and every visible character
 /// of the input lies in exactly one sentence.
 fn check_sentences(text: &str, sents: &[Sentence], what: &str) -> Result<(), TestCaseError> {
     let mut prev_end = 0usize;
