@@ -157,8 +157,43 @@ fn truncated_and_corrupted_model_files_are_named() {
         assert!(e.contains("`stance models fetch` checks the cache"), "{what}: no repair hint: {e}");
         assert!(!e.contains("panicked"));
     }
-    // A Hugging Face directory with a truncated safetensors file, and one with a
-    // tokenizer that is not the model's.
+    // A tokenizer that is not the model's (read from tokenizer.json, as
+    // STANCE_HF_TOKENIZER asks): more pieces than the embedding table has rows, or the
+    // special tokens at other ids. Both are refused before any scoring, naming the file.
+    let tok: serde_json::Value = serde_json::from_slice(&std::fs::read(&tokenizer).unwrap()).unwrap();
+    let mut bigger = tok.clone();
+    let vocab = bigger["model"]["vocab"].as_array_mut().unwrap();
+    for i in 0..100 {
+        vocab.push(serde_json::json!([format!("▁extra{i}"), -20.0]));
+    }
+    let mut moved = tok.clone();
+    moved["model"]["vocab"].as_array_mut().unwrap().swap(0, 5);
+    for t in moved["added_tokens"].as_array_mut().unwrap() {
+        if t["content"] == "<s>" {
+            t["id"] = serde_json::json!(5);
+        }
+    }
+    for (what, tok, expect) in [
+        ("more pieces", bigger, "do not belong together"),
+        ("special ids", moved, "<s> is not id 0"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("e5-small-q4");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&weights, dir.join("e5-small-q4.bin")).unwrap();
+        std::fs::write(dir.join("tokenizer.json"), serde_json::to_vec(&tok).unwrap()).unwrap();
+        let out = stance()
+            .env("STANCE_HOME", home.path())
+            .env("STANCE_HF_TOKENIZER", "1")
+            .args(["embed", article.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {e}");
+        assert!(e.contains("tokenizer.json") && e.contains(expect) && e.trim().lines().count() == 1, "{what}: {e}");
+        assert!(out.stdout.is_empty(), "{what}: vectors written with a wrong tokenizer");
+    }
+    // A Hugging Face directory with a truncated safetensors file.
     let hf = tempfile::tempdir().unwrap();
     std::fs::write(hf.path().join("config.json"), r#"{"vocab_size": 250037, "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 1536, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 1, "classifier_dropout": null, "model_type": "bert"}"#).unwrap();
     std::fs::copy(&tokenizer, hf.path().join("tokenizer.json")).unwrap();
