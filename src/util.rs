@@ -17,22 +17,58 @@ pub fn shipped(rel: &str) -> std::path::PathBuf {
     }
 }
 
-/// Writes a file whole or not at all: a temporary file in the same folder, synced, then
-/// renamed over the destination.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    // Temporary files are private (0600); what we write is meant to be read.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
+/// A file written whole or not at all, the one way every whole file is written
+/// (reports, heads, adapters, model files, vectors written with --out): the bytes go
+/// to a uniquely named temporary file in the destination's folder, which
+/// [`AtomicFile::commit`] syncs and renames over the destination. Dropped without a
+/// commit (an error, a panic, Ctrl-C), the temporary file is removed and the
+/// destination is untouched.
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    path: std::path::PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(AtomicFile {
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+
+    /// Syncs the bytes and renames the file into place.
+    pub fn commit(mut self) -> Result<()> {
+        let path = self.path;
+        self.tmp.flush().map_err(|e| Error::io(&path, e))?;
+        self.tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
+        // Temporary files are private (0600); what we write is meant to be read.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = self.tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        self.tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tmp.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
+/// Writes a file whole or not at all (see [`AtomicFile`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    f.commit()
 }
 
 /// A small deterministic PRNG (SplitMix64), so that training and bootstrap intervals
@@ -130,4 +166,30 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
         .iter()
         .flat_map(|p| p.iter())
         .fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atomic_file_is_whole_or_absent() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub").join("out.txt");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "old").unwrap();
+        // Dropped before commit: the destination keeps its old bytes, no stray file.
+        {
+            let mut f = AtomicFile::create(&p).unwrap();
+            f.write_all(b"half of the new").unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+        let mut f = AtomicFile::create(&p).unwrap();
+        f.write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        write_atomic(&d.path().join("a").join("b.txt"), b"x").unwrap();
+        assert_eq!(std::fs::read(d.path().join("a/b.txt")).unwrap(), b"x");
+    }
 }

@@ -190,7 +190,10 @@ fn truncated_and_corrupted_model_files_are_named() {
             .unwrap();
         let e = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {e}");
-        assert!(e.contains("tokenizer.json") && e.contains(expect) && e.trim().lines().count() == 1, "{what}: {e}");
+        assert!(
+            e.contains("tokenizer.json") && e.contains(expect) && e.trim().lines().count() == 1,
+            "{what}: {e}"
+        );
         assert!(out.stdout.is_empty(), "{what}: vectors written with a wrong tokenizer");
     }
     // A Hugging Face directory with a truncated safetensors file.

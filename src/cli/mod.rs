@@ -1,7 +1,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use stance::encode::Embedder;
@@ -329,19 +329,33 @@ fn cmd_embed(files: &[PathBuf], r: &ReadArgs, m: &ModelArgs, format: EmbedFormat
     let emb = load_embedder(m)?;
     let texts: Vec<&str> = arts.iter().flat_map(|(_, s)| s.iter().map(|x| x.text.as_str())).collect();
     let vecs = emb.embed(&texts)?;
-    let sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut w = std::io::BufWriter::new(sink);
+    // --out is written whole or not at all; standard output streams.
+    match out {
+        Some(p) => {
+            let mut w = std::io::BufWriter::new(stance::util::AtomicFile::create(p)?);
+            write_vectors(&mut w, format, &arts, &vecs, &emb)?;
+            w.into_inner().map_err(|e| e.into_error())?.commit()?;
+        }
+        None => write_vectors(&mut std::io::BufWriter::new(std::io::stdout().lock()), format, &arts, &vecs, &emb)?,
+    }
+    Ok(exit_code(arts.len(), failed))
+}
+
+fn write_vectors(
+    w: &mut impl Write,
+    format: EmbedFormat,
+    arts: &[(input::Article, Vec<segment::Sentence>)],
+    vecs: &[Vec<f32>],
+    emb: &Embedder,
+) -> Result<()> {
     match format {
-        EmbedFormat::Npy => stance::npy::write_npy_f32(&mut w, &vecs, emb.dim())?,
+        EmbedFormat::Npy => stance::npy::write_npy_f32(w, vecs, emb.dim())?,
         EmbedFormat::Jsonl => {
             let mut k = 0;
-            for (a, sents) in &arts {
+            for (a, sents) in arts {
                 for s in sents {
                     serde_json::to_writer(
-                        &mut w,
+                        &mut *w,
                         &serde_json::json!({"file": a.id, "index": s.index, "start": s.start, "end": s.end, "text": s.text, "model": emb.variant, "vector": vecs[k]}),
                     )?;
                     writeln!(w)?;
@@ -351,7 +365,7 @@ fn cmd_embed(files: &[PathBuf], r: &ReadArgs, m: &ModelArgs, format: EmbedFormat
         }
     }
     w.flush()?;
-    Ok(exit_code(arts.len(), failed))
+    Ok(())
 }
 
 fn cmd_models(cmd: ModelsCmd) -> Result<i32> {
