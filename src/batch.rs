@@ -363,10 +363,11 @@ pub fn score_chunk(
         };
         match text {
             Ok((t, warnings)) => {
-                let sents = if opts.lines {
-                    segment::lines_as_sentences(&t)
+                // The language is told once per article, and the same one splits it.
+                let (lang, sents) = if opts.lines {
+                    (seg.language_of(&t), segment::lines_as_sentences(&t))
                 } else {
-                    seg.segment(&t)
+                    seg.segment_with_language(&t)
                 };
                 if sents.is_empty() {
                     records[k] = Some(failed(item, &format!("{}: no sentences found", item.id())));
@@ -381,7 +382,7 @@ pub fn score_chunk(
                         ),
                     ));
                 } else {
-                    prepared.push((k, seg.language_of(&t), sents, warnings));
+                    prepared.push((k, lang, sents, warnings));
                 }
             }
             Err(e) => records[k] = Some(failed(item, &e.to_string())),

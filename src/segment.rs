@@ -44,6 +44,12 @@ impl Segmenter {
     }
 
     pub fn segment(&self, text: &str) -> Vec<Sentence> {
+        self.segment_with_language(text).1
+    }
+
+    /// The article's language (told once, as `language_of` would) and its sentences,
+    /// split by that language's rules.
+    pub fn segment_with_language(&self, text: &str) -> (String, Vec<Sentence>) {
         let lang = self.language_of(text);
         let mut spans = Vec::new();
         for (start, end) in blocks(text) {
@@ -53,7 +59,7 @@ impl Segmenter {
                 split_block(&lang, text, s, e, &mut spans);
             }
         }
-        spans
+        let sentences = spans
             .into_iter()
             .flat_map(|(s, e)| bounded(text, s, e, MAX_SENTENCE_BYTES))
             // A piece of only invisible characters (a stray joiner or soft hyphen) is
@@ -66,7 +72,8 @@ impl Segmenter {
                 end,
                 text: collapse_whitespace(&text[start..end]),
             })
-            .collect()
+            .collect();
+        (lang, sentences)
     }
 }
 
