@@ -184,10 +184,10 @@ pub fn embed_cached(
     // Embed in slices so that a long run is saved as it goes.
     for part in missing.chunks(EMBED_SLICE) {
         let ids = emb.tokenize(part)?;
-        let vecs = emb.embed_ids(&ids, &mut |_| {})?;
+        // Progress per encoder batch, so a long slice (one huge article) shows it too.
+        let vecs = emb.embed_ids(&ids, progress)?;
         let items: Vec<(&str, &[f32])> = part.iter().copied().zip(vecs.iter().map(Vec::as_slice)).collect();
         cache.put_many(&items)?;
-        progress(part.len());
     }
     let out = texts.iter().map(|t| cache.get(t).cloned().expect("embedded above")).collect();
     Ok((out, missing.len()))
