@@ -30,6 +30,21 @@ impl TextArgs {
     }
 }
 
+/// How a batch report is written: shared by `batch` and `report merge`.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct ReportArgs {
+    /// Report format, when --out has no known extension or writes to standard output
+    /// (default: from the extension, else jsonl).
+    #[arg(long, value_enum)]
+    pub format: Option<stance::report::batch::BatchFormat>,
+    /// CSV: one row per sentence instead of per article.
+    #[arg(long)]
+    pub sentences: bool,
+    /// Articles whose text the HTML report shows, shaded.
+    #[arg(long, default_value_t = 500)]
+    pub html_texts: usize,
+}
+
 /// The sentence-vector cache switch: shared by every command that embeds.
 #[derive(Args, Clone, Copy, Debug)]
 pub struct CacheArgs {

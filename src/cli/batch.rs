@@ -24,13 +24,8 @@ pub struct BatchArgs {
     /// The report: its format comes from the extension (.jsonl .csv .md .html) or --format.
     #[arg(long, short)]
     out: Option<PathBuf>,
-    /// Report format, when --out has no known extension or writes to standard output
-    /// (default: jsonl).
-    #[arg(long, value_enum)]
-    format: Option<BatchFormat>,
-    /// CSV: one row per sentence instead of per article.
-    #[arg(long)]
-    sentences: bool,
+    #[command(flatten)]
+    report: crate::cli::args::ReportArgs,
     /// Also stream every finished article as JSON Lines to this file.
     #[arg(long)]
     stream: Option<PathBuf>,
@@ -40,9 +35,6 @@ pub struct BatchArgs {
     /// Actor gazetteer (default: models/actors.tsv).
     #[arg(long)]
     actors: Option<PathBuf>,
-    /// Articles whose text the HTML report shows, shaded.
-    #[arg(long, default_value_t = 500)]
-    html_texts: usize,
     #[command(flatten)]
     cache: crate::cli::args::CacheArgs,
     /// No progress output.
@@ -69,15 +61,8 @@ pub enum ReportCmd {
         /// The merged report: its format comes from the extension (.jsonl .csv .md .html) or --format.
         #[arg(long, short, required = true)]
         out: PathBuf,
-        /// Report format, when --out has no known extension.
-        #[arg(long, value_enum)]
-        format: Option<BatchFormat>,
-        /// CSV: one row per sentence instead of per article.
-        #[arg(long)]
-        sentences: bool,
-        /// Articles whose text the HTML report shows, shaded.
-        #[arg(long, default_value_t = 500)]
-        html_texts: usize,
+        #[command(flatten)]
+        report: crate::cli::args::ReportArgs,
     },
 }
 
@@ -125,7 +110,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     let _claim = match &a.out {
         Some(out) => {
             stance::util::check_output(out)?;
-            if a.format.is_none() && BatchFormat::from_path(out).is_none() {
+            if a.report.format.is_none() && BatchFormat::from_path(out).is_none() {
                 bail!(
                     "{}: unknown report extension: use .jsonl, .csv, .md or .html, or say --format",
                     out.display()
@@ -135,7 +120,7 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
         }
         None => None,
     };
-    let format = report_format(a.out.as_deref(), a.format);
+    let format = report_format(a.out.as_deref(), a.report.format);
     let mut warnings = Vec::new();
     let mut items: Vec<Item> = Vec::new();
     let (stdin_inputs, paths): (Vec<PathBuf>, Vec<PathBuf>) = a.inputs.iter().cloned().partition(|p| p.as_os_str() == "-");
@@ -284,12 +269,12 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
                 std::fs::rename(p, out).with_context(|| format!("{}: cannot rename into place", out.display()))?;
             }
             _ => {
-                let bytes = report_batch::render(&records, format, a.sentences, a.html_texts)?;
+                let bytes = report_batch::render(&records, format, a.report.sentences, a.report.html_texts)?;
                 stance::util::write_atomic(out, &bytes)?;
             }
         }
     } else if !stdout_stream {
-        let bytes = report_batch::render(&records, format, a.sentences, a.html_texts)?;
+        let bytes = report_batch::render(&records, format, a.report.sentences, a.report.html_texts)?;
         std::io::stdout().lock().write_all(&bytes)?;
     }
     let from_cache = sentences.saturating_sub(fresh);
@@ -313,13 +298,12 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
 
 pub fn report(cmd: ReportCmd) -> Result<i32> {
     match cmd {
-        ReportCmd::Merge {
-            files,
-            out,
-            format,
-            sentences,
-            html_texts,
-        } => {
+        ReportCmd::Merge { files, out, report } => {
+            let crate::cli::args::ReportArgs {
+                format,
+                sentences,
+                html_texts,
+            } = report;
             stance::util::check_output(&out)?;
             if format.is_none() && BatchFormat::from_path(&out).is_none() {
                 bail!(
