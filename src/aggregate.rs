@@ -97,10 +97,15 @@ impl<'de> serde::Deserialize<'de> for Judgment {
         let i = task
             .label_index(&raw.label)
             .ok_or_else(|| D::Error::custom(format!("label {:?} is not one of {}", raw.label, labels.join(", "))))?;
+        // Held at 4 decimals as when made, so figures read from any record (a foreign
+        // one with more digits too) render the same after any number of merges.
         Ok(Judgment {
             label: labels[i],
-            score: raw.score,
-            probs: Probs { labels, values },
+            score: round(raw.score),
+            probs: Probs {
+                labels,
+                values: values.map(round),
+            },
         })
     }
 }

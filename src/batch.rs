@@ -123,7 +123,8 @@ pub fn list_files(inputs: &[PathBuf], glob: Option<&str>) -> Result<Vec<Item>> {
 }
 
 /// Parses JSON Lines (`{"id": …, "text": …, …}`): a bad line becomes a `Bad` item naming
-/// its line number; the other fields are kept and carried to the output; a repeated id
+/// its line number; the other fields are kept and carried to the output (see
+/// [`Origin::carry`] for names the record uses itself); a repeated id
 /// gets a `#2`, `#3` … suffix (with a warning) so no article is lost or overwritten.
 pub fn read_jsonl(reader: impl BufRead, name: &str, warnings: &mut Vec<String>) -> Vec<Item> {
     let mut out = Vec::new();
@@ -289,7 +290,7 @@ pub fn read_item_text(path: &Path, opts: &ReadOptions) -> Result<(String, Vec<St
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
     let text = if is_html { html_to_text(&a.text) } else { a.text };
-    if text.trim().is_empty() {
+    if input::is_blank(&text) {
         return Err(Error::input(path, "no text left after removing the markup"));
     }
     Ok((text, a.warnings))
@@ -345,7 +346,7 @@ pub fn score_chunk(
         let text = match item {
             Item::File { path, .. } => read_item_text(path, &opts.read),
             Item::Json { text, id, .. } => {
-                if text.trim().is_empty() {
+                if input::is_blank(text) {
                     Err(Error::input(id, "empty: no text to score"))
                 } else if text.len() as u64 > opts.read.max_bytes {
                     Err(Error::input(
@@ -370,9 +371,9 @@ pub fn score_chunk(
                     seg.segment_with_language(&t)
                 };
                 if sents.is_empty() {
-                    records[k] = Some(failed(item, &format!("{}: no sentences found", item.id())));
+                    records[k] = Some(failed_with(item, &format!("{}: no sentences found", item.id()), warnings));
                 } else if sents.len() > opts.max_sentences {
-                    records[k] = Some(failed(
+                    records[k] = Some(failed_with(
                         item,
                         &format!(
                             "{}: {} sentences, over the limit of {} (raise it with --max-sentences)",
@@ -380,6 +381,7 @@ pub fn score_chunk(
                             sents.len(),
                             opts.max_sentences
                         ),
+                        warnings,
                     ));
                 } else {
                     prepared.push((k, lang, sents, warnings));
@@ -413,6 +415,8 @@ pub fn score_chunk(
 /// Where an item came from, as its record says.
 fn origin(item: &Item) -> Origin {
     match item {
+        // Standard input has no path or folder to name.
+        Item::File { path, .. } if path.as_os_str() == "-" => Origin::default(),
         Item::File { source, path, .. } => Origin::carry(Some(source.clone()), Some(path.display().to_string()), Map::new()),
         Item::Json { source, extra, .. } => Origin::carry(source.clone(), None, extra.clone()),
         Item::Bad { .. } => Origin::default(),
@@ -420,9 +424,14 @@ fn origin(item: &Item) -> Origin {
 }
 
 fn failed(item: &Item, error: &str) -> Record {
+    failed_with(item, error, Vec::new())
+}
+
+fn failed_with(item: &Item, error: &str, warnings: Vec<String>) -> Record {
     Record::Failed(FailedArticle {
         id: item.id().to_string(),
         error: error.to_string(),
         origin: origin(item),
+        warnings,
     })
 }

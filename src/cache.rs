@@ -153,11 +153,12 @@ impl VectorCache {
     }
 }
 
-/// Embeds `texts` through the cache: only texts not cached are sent to the encoder.
-/// Returns the vectors and how many were newly embedded.
 /// Sentences tokenized and embedded at a time: large enough for batches sorted by
 /// length to fill well, small enough to bound memory on one huge article.
 const EMBED_SLICE: usize = 1024;
+
+/// Embeds `texts` through the cache: only texts not cached are sent to the encoder.
+/// Returns the vectors and how many were newly embedded.
 
 pub fn embed_cached(
     emb: &crate::encode::Embedder,

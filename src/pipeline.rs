@@ -84,13 +84,13 @@ pub struct Origin {
     /// The file the article was read from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Other fields of a JSON Lines article (`date`, `url`, …), untouched; never one of
-    /// the record's own names (see [`Origin::carry`]).
+    /// Other fields of a JSON Lines article (`date`, `url`, …), untouched; one named
+    /// like a field of the record is kept as `input_NAME` (see [`Origin::carry`]).
     #[serde(flatten)]
     pub fields: Map<String, Value>,
 }
 
-/// The names a record uses itself: input fields by these names are not carried.
+/// The names a record uses itself.
 const RECORD_FIELDS: [&str; 13] = [
     "id",
     "lang",
@@ -108,10 +108,29 @@ const RECORD_FIELDS: [&str; 13] = [
 ];
 
 impl Origin {
-    /// An origin with the input's own fields, less those whose names the record uses.
-    pub fn carry(source: Option<String>, path: Option<String>, mut fields: Map<String, Value>) -> Origin {
-        fields.retain(|k, _| !RECORD_FIELDS.contains(&k.as_str()));
-        Origin { source, path, fields }
+    /// An origin with the input's own fields: a string `path` names the article (as a
+    /// file's path does); a field named like one of the record's own is kept, renamed
+    /// `input_NAME`, never dropped and never clashing.
+    pub fn carry(source: Option<String>, path: Option<String>, fields: Map<String, Value>) -> Origin {
+        let mut path = path;
+        let mut kept = Map::new();
+        for (k, v) in fields {
+            match (k.as_str(), v) {
+                ("source", Value::String(_)) if source.is_some() => {}
+                ("path", Value::String(p)) if path.is_none() => path = Some(p),
+                (name, v) if RECORD_FIELDS.contains(&name) => {
+                    kept.insert(format!("input_{name}"), v);
+                }
+                (_, v) => {
+                    kept.insert(k, v);
+                }
+            }
+        }
+        Origin {
+            source,
+            path,
+            fields: kept,
+        }
     }
 
     /// The input's `date` field, when it has one.
@@ -127,6 +146,9 @@ pub struct FailedArticle {
     pub error: String,
     #[serde(flatten)]
     pub origin: Origin,
+    /// Problems met reading the text before it failed (lossy decoding).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One line of a batch: an article's judgments, or why there are none.
@@ -173,16 +195,39 @@ impl Serialize for Record {
 }
 
 impl<'de> Deserialize<'de> for Record {
-    /// A record with an `error` field is a failed article; any other is a scored one.
+    /// A record with judgments (`stance`) is a scored article; one without is a failed
+    /// one. Records of earlier versions carried input fields under the record's own
+    /// names (an input `error`, a numeric `source`): where such a field does not have
+    /// the record's type, it is read as the input's `input_NAME` field instead.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
-        let v = Value::deserialize(d)?;
-        if v.get("error").is_some() {
-            serde_json::from_value(v).map(Record::Failed).map_err(D::Error::custom)
-        } else {
+        let Value::Object(mut o) = Value::deserialize(d)? else {
+            return Err(D::Error::custom("a record is a JSON object"));
+        };
+        let scored = o.contains_key("stance");
+        let foreign = |k: &str, v: &Value| match k {
+            "source" | "path" => !v.is_string(),
+            "warnings" => !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            "model" => !v.is_object(),
+            "error" => scored || !v.is_string(),
+            _ => false,
+        };
+        let moved: Vec<String> = o.iter().filter(|(k, v)| foreign(k, v)).map(|(k, _)| k.clone()).collect();
+        for k in moved {
+            if let Some(v) = o.remove(&k) {
+                o.insert(format!("input_{k}"), v);
+            }
+        }
+        if !scored && !o.contains_key("error") {
+            o.insert("error".into(), Value::String("no judgments in the record".into()));
+        }
+        let v = Value::Object(o);
+        if scored {
             serde_json::from_value(v)
                 .map(|a| Record::Scored(Box::new(a)))
                 .map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(v).map(Record::Failed).map_err(D::Error::custom)
         }
     }
 }

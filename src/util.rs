@@ -21,46 +21,96 @@ pub fn shipped(rel: &str) -> std::path::PathBuf {
 /// (reports, heads, adapters, model files, vectors written with --out): the bytes go
 /// to a uniquely named temporary file in the destination's folder, which
 /// [`AtomicFile::commit`] syncs and renames over the destination. Dropped without a
-/// commit (an error, a panic, Ctrl-C), the temporary file is removed and the
-/// destination is untouched.
-pub struct AtomicFile {
-    tmp: tempfile::NamedTempFile,
-    path: std::path::PathBuf,
+/// commit (an error, a clean stop), the temporary file is removed and the destination
+/// is untouched. A link to a regular file is followed (the file it names is replaced,
+/// the link kept); a destination that is not a regular file (`/dev/stdout`, a pipe) is
+/// written directly, as a stream. A new file gets the permissions the umask allows, a
+/// replaced one keeps its own.
+pub struct AtomicFile(Target);
+
+enum Target {
+    Temp {
+        tmp: tempfile::NamedTempFile,
+        path: std::path::PathBuf,
+        mode: Option<std::fs::Permissions>,
+    },
+    Direct(std::fs::File, std::path::PathBuf),
 }
 
 impl AtomicFile {
     pub fn create(path: &Path) -> Result<AtomicFile> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        // Where the bytes belong: through a link to the file it names.
+        let (dest, existing) = match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+                return Ok(AtomicFile(Target::Direct(f, path.to_path_buf())));
+            }
+            Ok(m) => (
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+                Some(m.permissions()),
+            ),
+            Err(_) => (path.to_path_buf(), None),
+        };
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-        Ok(AtomicFile {
+        Ok(AtomicFile(Target::Temp {
             tmp,
-            path: path.to_path_buf(),
-        })
+            path: dest,
+            mode: existing,
+        }))
     }
 
     /// Syncs the bytes and renames the file into place.
-    pub fn commit(mut self) -> Result<()> {
-        let path = self.path;
-        self.tmp.flush().map_err(|e| Error::io(&path, e))?;
-        self.tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
-        // Temporary files are private (0600); what we write is meant to be read.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = self.tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
+    pub fn commit(self) -> Result<()> {
+        match self.0 {
+            Target::Direct(mut f, path) => f.flush().map_err(|e| Error::io(&path, e)),
+            Target::Temp { mut tmp, path, mode } => {
+                tmp.flush().map_err(|e| Error::io(&path, e))?;
+                tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
+                // Temporary files are private (0600); what we write is meant to be read
+                // as any file the user makes, or as the file it replaces.
+                if let Some(mode) = mode.or_else(new_file_permissions) {
+                    let _ = tmp.as_file().set_permissions(mode);
+                }
+                tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+                Ok(())
+            }
         }
-        self.tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-        Ok(())
+    }
+}
+
+/// The permissions of a newly created file: 0666 less the process's umask.
+fn new_file_permissions() -> Option<std::fs::Permissions> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // umask can only be read by setting it; it is put back at once.
+        let mask = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        Some(std::fs::Permissions::from_mode(0o666 & !(mask as u32)))
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tmp.write(buf)
+        match &mut self.0 {
+            Target::Temp { tmp, .. } => tmp.write(buf),
+            Target::Direct(f, _) => f.write(buf),
+        }
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.tmp.flush()
+        match &mut self.0 {
+            Target::Temp { tmp, .. } => tmp.flush(),
+            Target::Direct(f, _) => f.flush(),
+        }
     }
 }
 
@@ -191,5 +241,37 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
         write_atomic(&d.path().join("a").join("b.txt"), b"x").unwrap();
         assert_eq!(std::fs::read(d.path().join("a/b.txt")).unwrap(), b"x");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_followed_and_permissions_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real.txt");
+        std::fs::write(&real, "old").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = d.path().join("link.txt");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+            "the link was replaced"
+        );
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        assert_eq!(std::fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o600);
+        // A destination that is not a regular file is written as a stream.
+        write_atomic(Path::new("/dev/null"), b"x").unwrap();
+        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device_like());
+    }
+
+    trait CharDevice {
+        fn is_char_device_like(&self) -> bool;
+    }
+    impl CharDevice for std::fs::FileType {
+        fn is_char_device_like(&self) -> bool {
+            use std::os::unix::fs::FileTypeExt;
+            self.is_char_device()
+        }
     }
 }

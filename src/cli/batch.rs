@@ -242,6 +242,9 @@ pub fn batch(a: BatchArgs) -> Result<i32> {
     let n_errors = records.iter().filter(|r| r.failed().is_some()).count();
     let scored = records.len() - n_errors;
     for f in records.iter().filter_map(Record::failed) {
+        for w in &f.warnings {
+            stance::note!("stance: warning: {w}");
+        }
         stance::note!("stance: error: {}", f.error);
     }
     if stance::interrupt::requested() {

@@ -339,48 +339,54 @@ fn finetune(a: TrainArgs) -> Result<i32> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         bail!("--variant-name {name:?}: use letters, digits, '-' and '_' only");
     }
+    let config = TuneConfig {
+        top_layers: a.top_layers,
+        rank: a.rank,
+        lr: a.lr,
+        epochs: a.tune_epochs,
+        seed: a.seed,
+        objective: a.objective,
+        ..Default::default()
+    };
+    config.check()?;
     let examples = data::load_many(&a.data, a.task)?;
     let resolved = models::resolve(&a.model.model, true)?;
     let variant = format!("{}+{name}", resolved.variant);
-    let adapter_path = models::adapters_dir().join(format!("{variant}.safetensors"));
     let head_path = a
         .out
         .clone()
         .unwrap_or_else(|| score::heads_dir().join(format!("{}-linear.{variant}.json", a.task.name())));
-    refuse_overwrite(&adapter_path, a.force)?;
-    refuse_overwrite(&head_path, a.force)?;
     let run = FinetuneRun {
         task: a.task,
         files: a.data.clone(),
-        config: TuneConfig {
-            top_layers: a.top_layers,
-            rank: a.rank,
-            lr: a.lr,
-            epochs: a.tune_epochs,
-            seed: a.seed,
-            objective: a.objective,
-            ..Default::default()
-        },
+        config,
         l2: a.l2.unwrap_or(0.1),
         head_epochs: a.epochs,
         val_percent: a.val_percent,
         variant,
-        adapter_path,
         head_path,
     };
+    refuse_overwrite(&run.adapter_path(), a.force)?;
+    refuse_overwrite(&run.head_path, a.force)?;
+    // The bar runs while the frozen layers do; log lines print above it.
     let bar = progress_bar(examples.len() as u64, "frozen layers");
     let outcome = stance::train::finetune::run(
         &resolved,
         &a.model.encoder_options(),
         &examples,
         &run,
-        &mut |m| stance::note!("stance: {m}"),
-        &mut |n| bar.inc(n as u64),
+        &mut |m| bar.suspend(|| stance::note!("stance: {m}")),
+        &mut |n| {
+            bar.inc(n as u64);
+            if bar.position() >= bar.length().unwrap_or(0) {
+                bar.finish_and_clear();
+            }
+        },
     )?;
     bar.finish_and_clear();
     stance::say!(
         "wrote {} and {} (best epoch {}; validation macro-F1 {:.3} through the merged forward; {:.0}s on {} threads)",
-        run.adapter_path.display(),
+        run.adapter_path().display(),
         run.head_path.display(),
         outcome.best_epoch,
         outcome.validation.macro_f1,

@@ -457,6 +457,22 @@ fn cmd_classify(
         sentiment_head: h.sentiment(),
         explain: explain.unwrap_or(3),
     };
+    // The same article pipeline as `batch`: one record per input, in order. Inputs that
+    // are plainly missing fail before the model loads.
+    let items: Vec<stance::batch::Item> = inputs(files).iter().map(|p| stance::batch::Item::named_file(p)).collect();
+    let missing: Vec<&Path> = items
+        .iter()
+        .filter_map(|i| match i {
+            stance::batch::Item::File { path, .. } if path.as_os_str() != "-" && std::fs::metadata(path).is_err() => Some(path.as_path()),
+            _ => None,
+        })
+        .collect();
+    if missing.len() == items.len() {
+        for p in missing {
+            stance::note!("stance: error: {}: no such file", p.display());
+        }
+        bail!("no input could be read");
+    }
     let scorer = Scorer::load(&opts)?;
     tracing::info!(
         "encoder {} ({}), heads {} and {}",
@@ -471,13 +487,12 @@ fn cmd_classify(
     } else {
         Some(stance::cache::VectorCache::for_embedder(&scorer.embedder)?)
     };
-    // The same article pipeline as `batch`: one record per input, in order.
-    let items: Vec<stance::batch::Item> = inputs(files).iter().map(|p| stance::batch::Item::named_file(p)).collect();
     let batch_opts = stance::batch::BatchOptions {
         read: read_opts(r),
         lang: r.text.lang.clone(),
         lines: r.lines,
-        ..Default::default()
+        // classify takes an article of any length (batch has --max-sentences).
+        max_sentences: usize::MAX,
     };
     let (records, _) = stance::batch::score_chunk(&items, &scorer, gazetteer.as_ref(), &batch_opts, cache.as_mut(), &mut |_| {})?;
     let mut results = Vec::new();
@@ -491,6 +506,9 @@ fn cmd_classify(
                 results.push(*a);
             }
             stance::pipeline::Record::Failed(f) => {
+                for w in &f.warnings {
+                    stance::note!("stance: warning: {w}");
+                }
                 stance::note!("stance: error: {}", f.error);
                 failed += 1;
             }

@@ -56,6 +56,12 @@ fn source_of(o: &Origin) -> &str {
     o.source.as_deref().unwrap_or("")
 }
 
+/// A record's figure as the f64 it is written as (4 decimals), so that two-decimal
+/// displays round the written figure, not its f32 neighbour.
+fn fig(x: f32) -> f64 {
+    crate::aggregate::round_f64(x)
+}
+
 /// The actors named in a sentence.
 fn actor_names(sentence: &crate::pipeline::SentenceResult) -> impl Iterator<Item = &str> {
     sentence.actors.iter().flatten().map(String::as_str)
@@ -74,7 +80,7 @@ pub fn actor_stats(records: &[Record]) -> Vec<ActorStats> {
     let mut acc: BTreeMap<String, (Vec<f64>, std::collections::BTreeSet<&str>)> = BTreeMap::new();
     for r in scored(records) {
         for sent in &r.sentences {
-            let score = sent.stance.score as f64;
+            let score = fig(sent.stance.score);
             for a in actor_names(sent) {
                 let e = acc.entry(a.to_string()).or_default();
                 e.0.push(score);
@@ -113,8 +119,8 @@ pub fn source_stats(records: &[Record]) -> Vec<SourceStats> {
     for r in scored(records) {
         let e = acc.entry(source_of(&r.origin).to_string()).or_default();
         e.0 += 1;
-        e.1 += r.stance.score as f64;
-        e.2 += r.sentiment.score as f64;
+        e.1 += fig(r.stance.score);
+        e.2 += fig(r.sentiment.score);
     }
     acc.into_iter()
         .map(|(source, (n, st, se))| SourceStats {
@@ -239,9 +245,9 @@ pub fn write_md(records: &[Record]) -> String {
             md_escape(&r.lang),
             r.sentences.len(),
             r.stance.label,
-            r.stance.score,
+            fig(r.stance.score),
             r.sentiment.label,
-            r.sentiment.score,
+            fig(r.sentiment.score),
             r.counts.get(Task::Stance, "regulation"),
             r.counts.get(Task::Stance, "neutral"),
             r.counts.get(Task::Stance, "openness")
@@ -447,7 +453,7 @@ fn scatter_svg(ok: &[&ArticleResult], root: &str, max_texts: usize) -> String {
         t + ph / 2.0
     );
     for (i, r) in ok.iter().enumerate() {
-        let (st, se) = (r.stance.score as f64, r.sentiment.score as f64);
+        let (st, se) = (fig(r.stance.score), fig(r.sentiment.score));
         let label = r.stance.label;
         let tip = format!(
             "{}: stance {label} {} · sentiment {} {}",
@@ -478,7 +484,7 @@ fn scatter_svg(ok: &[&ArticleResult], root: &str, max_texts: usize) -> String {
 fn histogram_svg(ok: &[&ArticleResult]) -> String {
     let bins = 10usize;
     let mut counts = vec![0usize; bins];
-    for x in ok.iter().map(|r| r.stance.score as f64) {
+    for x in ok.iter().map(|r| fig(r.stance.score)) {
         counts[(((x.clamp(-1.0, 1.0) + 1.0) / 2.0 * bins as f64) as usize).min(bins - 1)] += 1;
     }
     let max = counts.iter().copied().max().unwrap_or(0).max(1);
@@ -748,8 +754,8 @@ fn article_text(o: &mut String, r: &ArticleResult) {
             o.push(' ');
         }
         let text = sent.text.as_str();
-        let st = sent.stance.score as f64;
-        let se = sent.sentiment.score as f64;
+        let st = fig(sent.stance.score);
+        let se = fig(sent.sentiment.score);
         let named: Vec<&str> = actor_names(sent).collect();
         let tip = format!(
             "stance {} {} · sentiment {} {}{}",
@@ -822,7 +828,7 @@ pub fn write_html(records: &[Record], title: &str, max_texts: usize) -> Result<S
     let errors = failures(records);
     let root = common_root(records);
     let n_sent: usize = ok.iter().map(|r| r.sentences.len()).sum();
-    let score = |r: &ArticleResult| r.stance.score as f64;
+    let score = |r: &ArticleResult| fig(r.stance.score);
     let short = |r: &'_ ArticleResult| short_name(&r.id, &r.origin, &root).to_string();
     let mut o = String::new();
     let _ = write!(
@@ -991,7 +997,7 @@ pub fn write_html(records: &[Record], title: &str, max_texts: usize) -> Result<S
     );
     for (i, r) in ok.iter().enumerate() {
         let n = r.sentences.len();
-        let (st, se) = (score(r), r.sentiment.score as f64);
+        let (st, se) = (score(r), fig(r.sentiment.score));
         let _ = write!(
             o,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{n}</td><td style=\"color:{}\">{}</td><td class=\"n\" data-v=\"{st:.4}\">{}</td><td>{}</td><td class=\"n\" data-v=\"{se:.4}\">{}</td><td class=\"n\">{} / {} / {}</td></tr>",
@@ -1070,7 +1076,7 @@ pub fn write_html(records: &[Record], title: &str, max_texts: usize) -> Result<S
         );
     }
     for (i, r) in ok.iter().enumerate().take(max_texts) {
-        let (st, se) = (score(r), r.sentiment.score as f64);
+        let (st, se) = (score(r), fig(r.sentiment.score));
         let label = r.stance.label;
         let mut meta = vec![format!("{} sentences", r.sentences.len())];
         for k in [source_of(&r.origin), r.lang.as_str(), r.origin.date().unwrap_or("")] {
@@ -1159,6 +1165,7 @@ mod tests {
             id: id.into(),
             error: "x".into(),
             origin: Origin::carry(None, path.map(Into::into), fields),
+            warnings: Vec::new(),
         })
     }
 
@@ -1187,12 +1194,23 @@ mod tests {
             id: "a".into(),
             error: "a: empty".into(),
             origin: Origin::carry(Some("feed".into()), None, fields),
+            warnings: Vec::new(),
         });
         let line = serde_json::to_string(&rec).unwrap();
         assert!(!line.contains("\"stance\""), "{line}");
         let back: Record = serde_json::from_str(&line).unwrap();
         assert_eq!(back, rec);
         assert_eq!(back.origin().date(), Some("2025-01-02"));
+        // A record of an earlier version whose input carried fields under the record's
+        // names (a scraper's `error`, a numeric `source`): still a scored article, the
+        // input's fields kept as `input_NAME`; figures held at 4 decimals.
+        let old = r#"{"counts":{"sentiment":{},"stance":{}},"error":"timeout","explain":{"openness":[],"regulation":[]},"id":"c","lang":"en","sentences":[],"sentiment":{"label":"neutral","probs":{"negative":0.2,"neutral":0.6,"positive":0.2},"score":0.0},"source":5,"stance":{"label":"openness","probs":{"neutral":0.3,"openness":0.512345,"regulation":0.187655},"score":0.32469}}"#;
+        let Record::Scored(a) = serde_json::from_str::<Record>(old).unwrap() else {
+            panic!("an old scored record read as failed")
+        };
+        assert_eq!(a.origin.fields.get("input_error"), Some(&serde_json::json!("timeout")));
+        assert_eq!(a.origin.fields.get("input_source"), Some(&serde_json::json!(5)));
+        assert_eq!((a.stance.score, a.stance.probs.values[2]), (0.3247, 0.5123));
         // A scored record with an unknown label is refused, not given a new label.
         let bad =
             r#"{"id":"b","lang":"en","stance":{"label":"maybe","score":0.1,"probs":{"regulation":0.2,"neutral":0.5,"openness":0.3}}}"#;

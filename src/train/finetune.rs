@@ -45,6 +45,16 @@ pub struct TuneConfig {
     pub objective: Objective,
 }
 
+impl TuneConfig {
+    /// Refuses a configuration that cannot train (checked before anything loads).
+    pub fn check(&self) -> Result<()> {
+        if self.epochs == 0 || self.rank == 0 || self.top_layers == 0 {
+            return Err(Error::Usage("--tune-epochs, --rank and --top-layers must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 impl Default for TuneConfig {
     fn default() -> Self {
         TuneConfig {
@@ -433,10 +443,17 @@ pub struct FinetuneRun {
     /// Passes of those regressions.
     pub head_epochs: usize,
     pub val_percent: u64,
-    /// The tuned variant (`BASE+NAME`), its adapter file and its head file.
+    /// The tuned variant (`BASE+NAME`); its adapter goes where the variant is looked
+    /// up ([`FinetuneRun::adapter_path`]), its head to `head_path`.
     pub variant: String,
-    pub adapter_path: PathBuf,
     pub head_path: PathBuf,
+}
+
+impl FinetuneRun {
+    /// Where the adapter is written: where `--model BASE+NAME` will find it.
+    pub fn adapter_path(&self) -> PathBuf {
+        crate::models::adapters_dir().join(format!("{}.safetensors", self.variant))
+    }
 }
 
 /// What a fine-tuning run wrote and how it did on its held-out sources.
@@ -470,9 +487,7 @@ pub fn run(
 
     let started = std::time::Instant::now();
     let cfg = &opts.config;
-    if cfg.epochs == 0 || cfg.rank == 0 || cfg.top_layers == 0 {
-        return Err(Error::Usage("--tune-epochs, --rank and --top-layers must be at least 1".into()));
-    }
+    cfg.check()?;
     // The split first: a bad --val-percent fails before the slow frozen layers run.
     let (train_idx, val_idx) = holdout_by_source(examples, cfg.seed, opts.val_percent)?;
     let crate::models::ModelFiles::E5s1 { weights, .. } = &base.files else {
@@ -602,7 +617,7 @@ pub fn run(
     ] {
         meta.insert(k.to_string(), v);
     }
-    save_adapter(&opts.adapter_path, tensors, meta)?;
+    save_adapter(&opts.adapter_path(), tensors, meta)?;
     // The head: the classifier trained with the adapters (or, for the contrastive
     // objective, fitted on the best epoch's tuned vectors), its temperature fitted on the
     // validation split through the merged fast forward (what inference will run).
