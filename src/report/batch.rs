@@ -232,27 +232,7 @@ pub fn write_md(records: &[Record]) -> String {
         ok.len(),
         errors.len()
     );
-    let _ = writeln!(
-        o,
-        "| article | source | lang | sentences | stance | score | sentiment | score | reg / neu / open |\n|---|---|---|---:|---|---:|---|---:|---|"
-    );
-    for r in &ok {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {:+.2} | {} | {:+.2} | {} / {} / {} |",
-            md_escape(&r.id),
-            md_escape(source_of(&r.origin)),
-            md_escape(&r.lang),
-            r.sentences.len(),
-            r.stance.label,
-            fig(r.stance.score),
-            r.sentiment.label,
-            fig(r.sentiment.score),
-            r.counts.get(Task::Stance, "regulation"),
-            r.counts.get(Task::Stance, "neutral"),
-            r.counts.get(Task::Stance, "openness")
-        );
-    }
+    o.push_str(&crate::report::md_article_table(ok.iter().copied(), true));
     let actors = actor_stats(records);
     if !actors.is_empty() {
         let _ = writeln!(

@@ -122,29 +122,43 @@ pub fn md_escape(s: &str) -> String {
     out
 }
 
-pub fn write_md(w: &mut impl Write, arts: &[ArticleResult], explain: usize) -> std::io::Result<()> {
-    writeln!(
-        w,
-        "| article | lang | sentences | stance | score | sentiment | score | regulation / neutral / openness |"
-    )?;
-    writeln!(w, "|---|---|---:|---|---:|---|---:|---|")?;
+/// The Markdown table of articles, as `classify --format md` and the batch Markdown
+/// report both write it; `with_source` adds the source column (batch).
+pub fn md_article_table<'a>(arts: impl IntoIterator<Item = &'a ArticleResult>, with_source: bool) -> String {
+    use std::fmt::Write as _;
+    let fig = |x: f32| crate::aggregate::round_f64(x);
+    let src = if with_source { " source |" } else { "" };
+    let src_rule = if with_source { "---|" } else { "" };
+    let mut o = format!(
+        "| article |{src} lang | sentences | stance | score | sentiment | score | regulation / neutral / openness |\n|---|{src_rule}---|---:|---|---:|---|---:|---|\n"
+    );
     for a in arts {
-        let c = &a.counts.stance;
-        writeln!(
-            w,
-            "| {} | {} | {} | {} | {} | {} | {} | {} / {} / {} |",
+        let src = if with_source {
+            format!(" {} |", md_escape(a.origin.source.as_deref().unwrap_or("")))
+        } else {
+            String::new()
+        };
+        let c = |l| a.counts.get(crate::data::Task::Stance, l);
+        let _ = writeln!(
+            o,
+            "| {} |{src} {} | {} | {} | {:+.2} | {} | {:+.2} | {} / {} / {} |",
             md_escape(&a.id),
             md_escape(&a.lang),
             a.sentences.len(),
             a.stance.label,
-            pct(a.stance.score),
+            fig(a.stance.score),
             a.sentiment.label,
-            pct(a.sentiment.score),
-            c["regulation"],
-            c["neutral"],
-            c["openness"]
-        )?;
+            fig(a.sentiment.score),
+            c("regulation"),
+            c("neutral"),
+            c("openness")
+        );
     }
+    o
+}
+
+pub fn write_md(w: &mut impl Write, arts: &[ArticleResult], explain: usize) -> std::io::Result<()> {
+    w.write_all(md_article_table(arts, false).as_bytes())?;
     if explain > 0 {
         for a in arts {
             writeln!(w, "\n#### {}\n", md_escape(&a.id))?;

@@ -104,6 +104,18 @@ pub struct Validation {
     pub macro_f1: f32,
 }
 
+impl Validation {
+    /// Figures on a validation split of `percent`% of the sources, held out whole.
+    pub fn held_out(percent: u64, m: &crate::train::metrics::Metrics) -> Validation {
+        Validation {
+            data: format!("{percent}% of sources held out"),
+            examples: m.n,
+            accuracy: m.accuracy,
+            macro_f1: m.macro_f1,
+        }
+    }
+}
+
 /// The on-disk form of every head.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HeadFile {

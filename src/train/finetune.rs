@@ -653,12 +653,7 @@ pub fn run(
             l2: if cfg.objective == Objective::Contrastive { opts.l2 } else { 0.0 },
             seed: cfg.seed,
         },
-        validation: Some(Validation {
-            data: format!("{}% of sources held out", opts.val_percent),
-            examples: yv.len(),
-            accuracy: m.accuracy,
-            macro_f1: m.macro_f1,
-        }),
+        validation: Some(Validation::held_out(opts.val_percent, &m)),
         lexical: None,
         article: None,
     };

@@ -139,12 +139,7 @@ pub fn train_head(
                 temperature,
                 descriptions: None,
                 training: Training { l2, ..training },
-                validation: Some(Validation {
-                    data: format!("{}% of sources held out", opts.val_percent),
-                    examples: yv.len(),
-                    accuracy: m.accuracy,
-                    macro_f1: m.macro_f1,
-                }),
+                validation: Some(Validation::held_out(opts.val_percent, &m)),
                 lexical: None,
                 article: None,
             }
