@@ -247,7 +247,13 @@ fn read_all(files: &[PathBuf], r: &ReadArgs) -> (Vec<(input::Article, Vec<segmen
     let mut out = Vec::new();
     let mut failed = 0;
     for f in inputs(files) {
-        match input::read_article(&f, &read_opts(r)) {
+        // Read as classify and batch read: HTML files are stripped of their markup.
+        let read = stance::batch::read_item_text(&f, &read_opts(r)).map(|(text, warnings)| input::Article {
+            id: stance::batch::Item::named_file(&f).id().to_string(),
+            text,
+            warnings,
+        });
+        match read {
             Ok(a) => {
                 for w in &a.warnings {
                     stance::note!("stance: warning: {w}");
