@@ -719,7 +719,7 @@ fn article_text(o: &mut String, r: &ArticleResult) {
     let mut line_end = false;
     for sent in &r.sentences {
         let new_par = match prev_end {
-            Some(e) => sent.start > e + 1,
+            Some(e) => sent.start > e.saturating_add(1),
             None => !open,
         };
         if new_par {
