@@ -85,13 +85,20 @@ fn bad_files_cache_and_shards() {
     for k in 1..=3 {
         let p = d.path().join(format!("shard{k}.jsonl"));
         let (code, _, err) = run(&["batch", cs, "--shard", &format!("{k}/3"), "--out", p.to_str().unwrap(), "--quiet"]);
-        // The exit code follows the shard's own records: 2 when one of its inputs failed.
-        let errors = std::fs::read_to_string(&p)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("\"error\":"))
-            .count();
-        assert_eq!(code, if errors > 0 { 2 } else { 0 }, "shard {k}: {err}");
+        // The exit code follows the shard's own records (the README's rules): 0 all
+        // scored, 2 some failed and others scored, 1 none scored. Which records a shard
+        // gets depends on the ids' hashes (the temporary folder's name), so any may occur.
+        let body = std::fs::read_to_string(&p).unwrap();
+        let records = body.lines().count();
+        let errors = body.lines().filter(|l| l.contains("\"error\":")).count();
+        let expected = if errors == 0 {
+            0
+        } else if errors == records {
+            1
+        } else {
+            2
+        };
+        assert_eq!(code, expected, "shard {k} ({errors} of {records} failed): {err}");
         parts.push(p);
     }
     let total: usize = parts.iter().map(|p| std::fs::read_to_string(p).unwrap().lines().count()).sum();
