@@ -325,11 +325,61 @@ impl Default for BatchOptions {
     }
 }
 
-/// The article pipeline for a chunk of inputs, as `classify` and `batch` run it: read
-/// (HTML stripped), segment, encode (through the cache), score, aggregate, attribute
-/// actors. Every item yields one record, in order: an article's judgments or why there
-/// are none. Returns the records and the number of sentences newly embedded. `progress`
-/// hears of every encoder batch (sentences done), so one long article shows progress too.
+/// An input read and cut into sentences: ready for the encoder.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub lang: String,
+    pub sentences: Vec<segment::Sentence>,
+    /// Problems met reading the text that did not stop it (lossy decoding).
+    pub warnings: Vec<String>,
+}
+
+/// The read and segment stages of the article pipeline for one input (HTML stripped,
+/// the language told once and used to split): its sentences, or the failed record
+/// that says why there are none. No model is needed, so inputs fail before one loads.
+pub fn prepare(item: &Item, seg: &Segmenter, opts: &BatchOptions) -> std::result::Result<Prepared, Record> {
+    let text = match item {
+        Item::File { path, .. } => read_item_text(path, &opts.read),
+        Item::Json { text, id, .. } => {
+            if input::is_blank(text) {
+                Err(Error::input(id, "empty: no text to score"))
+            } else if text.len() as u64 > opts.read.max_bytes {
+                Err(Error::input(
+                    id,
+                    format!(
+                        "text is over the limit of {} bytes (raise it with --max-bytes)",
+                        opts.read.max_bytes
+                    ),
+                ))
+            } else {
+                Ok((text.clone(), Vec::new()))
+            }
+        }
+        Item::Bad { error, .. } => Err(Error::Usage(error.clone())),
+    };
+    let (t, warnings) = text.map_err(|e| failed(item, &e.to_string()))?;
+    let (lang, sentences) = if opts.lines {
+        (seg.language_of(&t), segment::lines_as_sentences(&t))
+    } else {
+        seg.segment_with_language(&t)
+    };
+    if sentences.is_empty() {
+        return Err(failed_with(item, &format!("{}: no sentences found", item.id()), warnings));
+    }
+    if sentences.len() > opts.max_sentences {
+        let why = format!(
+            "{}: {} sentences, over the limit of {} (raise it with --max-sentences)",
+            item.id(),
+            sentences.len(),
+            opts.max_sentences
+        );
+        return Err(failed_with(item, &why, warnings));
+    }
+    Ok(Prepared { lang, sentences, warnings })
+}
+
+/// The article pipeline for a chunk of inputs, as `classify` and `batch` run it:
+/// [`prepare`] each, then [`score_prepared`].
 pub fn score_chunk(
     items: &[Item],
     scorer: &Scorer,
@@ -339,62 +389,34 @@ pub fn score_chunk(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(Vec<Record>, usize)> {
     let seg = Segmenter::new(&opts.lang);
-    // (item, language, sentences, read warnings) of every article that reaches the encoder.
-    let mut prepared: Vec<(usize, String, Vec<segment::Sentence>, Vec<String>)> = Vec::new();
+    let prepared = items.iter().map(|item| prepare(item, &seg, opts)).collect();
+    score_prepared(items, prepared, scorer, gazetteer, cache, progress)
+}
+
+/// The rest of the pipeline for prepared inputs (one per item, in order): encode
+/// (through the cache), score, aggregate, attribute actors. Every item yields one
+/// record, in order: an article's judgments or why there are none. Returns the records
+/// and the number of sentences newly embedded. `progress` hears of every encoder batch
+/// (sentences done), so one long article shows progress too.
+pub fn score_prepared(
+    items: &[Item],
+    prepared: Vec<std::result::Result<Prepared, Record>>,
+    scorer: &Scorer,
+    gazetteer: Option<&Gazetteer>,
+    cache: Option<&mut crate::cache::VectorCache>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(Vec<Record>, usize)> {
     let mut records: Vec<Option<Record>> = vec![None; items.len()];
-    for (k, item) in items.iter().enumerate() {
-        let text = match item {
-            Item::File { path, .. } => read_item_text(path, &opts.read),
-            Item::Json { text, id, .. } => {
-                if input::is_blank(text) {
-                    Err(Error::input(id, "empty: no text to score"))
-                } else if text.len() as u64 > opts.read.max_bytes {
-                    Err(Error::input(
-                        id,
-                        format!(
-                            "text is over the limit of {} bytes (raise it with --max-bytes)",
-                            opts.read.max_bytes
-                        ),
-                    ))
-                } else {
-                    Ok((text.clone(), Vec::new()))
-                }
+    let mut arts = Vec::new();
+    let mut meta = Vec::new();
+    for (k, p) in prepared.into_iter().enumerate() {
+        match p {
+            Ok(p) => {
+                arts.push((items[k].id().to_string(), p.lang, p.sentences));
+                meta.push((k, p.warnings));
             }
-            Item::Bad { error, .. } => Err(Error::Usage(error.clone())),
-        };
-        match text {
-            Ok((t, warnings)) => {
-                // The language is told once per article, and the same one splits it.
-                let (lang, sents) = if opts.lines {
-                    (seg.language_of(&t), segment::lines_as_sentences(&t))
-                } else {
-                    seg.segment_with_language(&t)
-                };
-                if sents.is_empty() {
-                    records[k] = Some(failed_with(item, &format!("{}: no sentences found", item.id()), warnings));
-                } else if sents.len() > opts.max_sentences {
-                    records[k] = Some(failed_with(
-                        item,
-                        &format!(
-                            "{}: {} sentences, over the limit of {} (raise it with --max-sentences)",
-                            item.id(),
-                            sents.len(),
-                            opts.max_sentences
-                        ),
-                        warnings,
-                    ));
-                } else {
-                    prepared.push((k, lang, sents, warnings));
-                }
-            }
-            Err(e) => records[k] = Some(failed(item, &e.to_string())),
+            Err(failed) => records[k] = Some(failed),
         }
-    }
-    let mut arts = Vec::with_capacity(prepared.len());
-    let mut meta = Vec::with_capacity(prepared.len());
-    for (k, lang, sents, warnings) in prepared {
-        arts.push((items[k].id().to_string(), lang, sents));
-        meta.push((k, warnings));
     }
     let (results, fresh) = scorer.score(arts, cache, progress)?;
     for ((k, warnings), mut r) in meta.into_iter().zip(results) {

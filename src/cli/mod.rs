@@ -15,7 +15,7 @@ pub mod batch;
 pub mod learn;
 
 use args::{CacheArgs, HeadArgs, ModelArgs, TextArgs};
-use stance::input::{self, ReadOptions};
+use stance::input::ReadOptions;
 use stance::models;
 use stance::segment::{self, Segmenter};
 
@@ -241,42 +241,55 @@ fn inputs(files: &[PathBuf]) -> Vec<PathBuf> {
     }
 }
 
-/// Reads and splits every input; a bad file is reported and skipped, the others go on.
-fn read_all(files: &[PathBuf], r: &ReadArgs) -> (Vec<(input::Article, Vec<segment::Sentence>)>, usize) {
+/// The inputs of segment, embed and classify as pipeline items (none: standard input).
+fn items(files: &[PathBuf]) -> Vec<stance::batch::Item> {
+    inputs(files).iter().map(|p| stance::batch::Item::named_file(p)).collect()
+}
+
+/// Options for reading and splitting the articles these commands name: any length.
+fn batch_opts(r: &ReadArgs) -> stance::batch::BatchOptions {
+    stance::batch::BatchOptions {
+        read: read_opts(r),
+        lang: r.text.lang.clone(),
+        lines: r.lines,
+        // classify, segment and embed take an article of any length (batch has --max-sentences).
+        max_sentences: usize::MAX,
+    }
+}
+
+/// Reads and splits every input through the pipeline's first stages, as batch does;
+/// warnings and failures are reported on standard error. Returns one entry per input
+/// and how many failed.
+fn prepare_all(items: &[stance::batch::Item], r: &ReadArgs) -> (Vec<Result<stance::batch::Prepared, stance::pipeline::Record>>, usize) {
     let seg = Segmenter::new(&r.text.lang);
-    let mut out = Vec::new();
+    let opts = batch_opts(r);
+    let prepared: Vec<_> = items.iter().map(|i| stance::batch::prepare(i, &seg, &opts)).collect();
     let mut failed = 0;
-    for f in inputs(files) {
-        // Read as classify and batch read: HTML files are stripped of their markup.
-        let read = stance::batch::read_item_text(&f, &read_opts(r)).map(|(text, warnings)| input::Article {
-            id: stance::batch::Item::named_file(&f).id().to_string(),
-            text,
-            warnings,
-        });
-        match read {
-            Ok(a) => {
-                for w in &a.warnings {
-                    stance::note!("stance: warning: {w}");
+    for p in &prepared {
+        match p {
+            Ok(p) => p.warnings.iter().for_each(|w| stance::note!("stance: warning: {w}")),
+            Err(rec) => {
+                if let Some(f) = rec.failed() {
+                    f.warnings.iter().for_each(|w| stance::note!("stance: warning: {w}"));
+                    stance::note!("stance: error: {}", f.error);
                 }
-                let sents = if r.lines {
-                    segment::lines_as_sentences(&a.text)
-                } else {
-                    seg.segment(&a.text)
-                };
-                if sents.is_empty() {
-                    stance::note!("stance: error: {}: no sentences found", a.id);
-                    failed += 1;
-                    continue;
-                }
-                out.push((a, sents));
-            }
-            Err(e) => {
-                stance::note!("stance: error: {e}");
                 failed += 1;
             }
         }
     }
-    (out, failed)
+    (prepared, failed)
+}
+
+/// Reads and splits every input; a bad file is reported and skipped, the others go on.
+fn read_all(files: &[PathBuf], r: &ReadArgs) -> (Vec<(String, Vec<segment::Sentence>)>, usize) {
+    let items = items(files);
+    let (prepared, failed) = prepare_all(&items, r);
+    let arts = items
+        .iter()
+        .zip(prepared)
+        .filter_map(|(i, p)| p.ok().map(|p| (i.id().to_string(), p.sentences)))
+        .collect();
+    (arts, failed)
 }
 
 fn exit_code(ok: usize, failed: usize) -> i32 {
@@ -292,14 +305,14 @@ fn exit_code(ok: usize, failed: usize) -> i32 {
 fn cmd_segment(files: &[PathBuf], r: &ReadArgs, format: SegFormat) -> Result<i32> {
     let (arts, failed) = read_all(files, r);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for (a, sents) in &arts {
+    for (id, sents) in &arts {
         for s in sents {
             match format {
-                SegFormat::Text => writeln!(out, "{}\t{}\t{}-{}\t{}", a.id, s.index, s.start, s.end, s.text)?,
+                SegFormat::Text => writeln!(out, "{}\t{}\t{}-{}\t{}", id, s.index, s.start, s.end, s.text)?,
                 SegFormat::Jsonl => {
                     serde_json::to_writer(
                         &mut out,
-                        &serde_json::json!({"file": a.id, "index": s.index, "start": s.start, "end": s.end, "text": s.text}),
+                        &serde_json::json!({"file": id, "index": s.index, "start": s.start, "end": s.end, "text": s.text}),
                     )?;
                     writeln!(out)?;
                 }
@@ -350,7 +363,7 @@ fn cmd_embed(files: &[PathBuf], r: &ReadArgs, m: &ModelArgs, format: EmbedFormat
 fn write_vectors(
     w: &mut impl Write,
     format: EmbedFormat,
-    arts: &[(input::Article, Vec<segment::Sentence>)],
+    arts: &[(String, Vec<segment::Sentence>)],
     vecs: &[Vec<f32>],
     emb: &Embedder,
 ) -> Result<()> {
@@ -358,11 +371,11 @@ fn write_vectors(
         EmbedFormat::Npy => stance::npy::write_npy_f32(w, vecs, emb.dim())?,
         EmbedFormat::Jsonl => {
             let mut k = 0;
-            for (a, sents) in arts {
+            for (id, sents) in arts {
                 for s in sents {
                     serde_json::to_writer(
                         &mut *w,
-                        &serde_json::json!({"file": a.id, "index": s.index, "start": s.start, "end": s.end, "text": s.text, "model": emb.variant, "vector": vecs[k]}),
+                        &serde_json::json!({"file": id, "index": s.index, "start": s.start, "end": s.end, "text": s.text, "model": emb.variant, "vector": vecs[k]}),
                     )?;
                     writeln!(w)?;
                     k += 1;
@@ -463,20 +476,11 @@ fn cmd_classify(
         sentiment_head: h.sentiment(),
         explain: explain.unwrap_or(3),
     };
-    // The same article pipeline as `batch`: one record per input, in order. Inputs that
-    // are plainly missing fail before the model loads.
-    let items: Vec<stance::batch::Item> = inputs(files).iter().map(|p| stance::batch::Item::named_file(p)).collect();
-    let missing: Vec<&Path> = items
-        .iter()
-        .filter_map(|i| match i {
-            stance::batch::Item::File { path, .. } if path.as_os_str() != "-" && std::fs::metadata(path).is_err() => Some(path.as_path()),
-            _ => None,
-        })
-        .collect();
-    if missing.len() == items.len() {
-        for p in missing {
-            stance::note!("stance: error: {}: no such file", p.display());
-        }
+    // The same article pipeline as `batch`: inputs are read and split first, so when
+    // none can be, the run fails before the model loads.
+    let items = items(files);
+    let (prepared, failed) = prepare_all(&items, r);
+    if failed == items.len() {
         bail!("no input could be read");
     }
     let scorer = Scorer::load(&opts)?;
@@ -493,36 +497,15 @@ fn cmd_classify(
     } else {
         Some(stance::cache::VectorCache::for_embedder(&scorer.embedder)?)
     };
-    let batch_opts = stance::batch::BatchOptions {
-        read: read_opts(r),
-        lang: r.text.lang.clone(),
-        lines: r.lines,
-        // classify takes an article of any length (batch has --max-sentences).
-        max_sentences: usize::MAX,
-    };
-    let (records, _) = stance::batch::score_chunk(&items, &scorer, gazetteer.as_ref(), &batch_opts, cache.as_mut(), &mut |_| {})?;
-    let mut results = Vec::new();
-    let mut failed = 0;
-    for rec in records {
-        match rec {
-            stance::pipeline::Record::Scored(a) => {
-                for w in &a.warnings {
-                    stance::note!("stance: warning: {w}");
-                }
-                results.push(*a);
-            }
-            stance::pipeline::Record::Failed(f) => {
-                for w in &f.warnings {
-                    stance::note!("stance: warning: {w}");
-                }
-                stance::note!("stance: error: {}", f.error);
-                failed += 1;
-            }
-        }
-    }
-    if results.is_empty() {
-        bail!("no input could be scored");
-    }
+    let (records, _) = stance::batch::score_prepared(&items, prepared, &scorer, gazetteer.as_ref(), cache.as_mut(), &mut |_| {})?;
+    // Failures were reported as the inputs were read; the scored ones are printed.
+    let results: Vec<_> = records
+        .into_iter()
+        .filter_map(|r| match r {
+            stance::pipeline::Record::Scored(a) => Some(*a),
+            stance::pipeline::Record::Failed(_) => None,
+        })
+        .collect();
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Table
     } else {
